@@ -1,0 +1,3 @@
+"""kiungo: an open-source Government Enterprise Service Bus speaking the GovESB protocol."""
+
+__version__ = "0.1.0"
