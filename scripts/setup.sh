@@ -9,7 +9,7 @@ APT_PACKAGES=(
   python3-venv
   nodejs npm                                  # the JavaScript peer connector
   openjdk-17-jdk-headless                     # the Java verifier (conformance tests)
-  libjackson2-databind-java libjackson2-dataformat-xml-java
+  libjackson2-databind-java libjackson2-dataformat-xml-java libwoodstox-java
 )
 
 missing=()

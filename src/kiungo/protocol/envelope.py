@@ -149,7 +149,7 @@ def _parse_json_general(body: bytes, limits: Limits) -> Envelope:
     try:
         whole = orjson.loads(body)
     except orjson.JSONDecodeError as exc:
-        if "recursion" in str(exc).lower():
+        if "recursion" in str(exc).lower() or "depth limit" in str(exc).lower():
             raise EnvelopeTooComplex(
                 f"envelope is nested more than {limits.max_depth} levels deep"
             ) from None
@@ -358,6 +358,4 @@ def failure_envelope(
     request_id: str | None = None,
 ) -> bytes:
     """The signed refusal every engine path answers with (PROTOCOL.md §4, §8)."""
-    return build_envelope(
-        response_data(False, message=message, request_id=request_id), key, fmt
-    )
+    return build_envelope(response_data(False, message=message, request_id=request_id), key, fmt)

@@ -1,16 +1,16 @@
 """Errors of the protocol core.
 
-    ClientError
-     ├── MalformedEnvelope     not a well-formed envelope (422)
-     │    ├── EnvelopeTooLarge      more bytes than the limit (413)
-     │    ├── EnvelopeTooComplex    nested too deep or too many keys (422)
-     │    └── ForbiddenXML          DTD, entity or external reference (422)
-     ├── MalformedSignature    the signature is not base64 DER ECDSA (422)
-     ├── InvalidSignature      well-formed, but does not verify (401)
-     ├── InvalidKey            key material refused (422)
-     └── DecryptionFailed      encrypted payload malformed or not authentic (422)
-    ServerError
-     └── EncodingError         a value kiungo was asked to sign cannot be encoded (500)
+ClientError
+ ├── MalformedEnvelope     not a well-formed envelope (422)
+ │    ├── EnvelopeTooLarge      more bytes than the limit (413)
+ │    ├── EnvelopeTooComplex    nested too deep or too many keys (422)
+ │    └── ForbiddenXML          DTD, entity or external reference (422)
+ ├── MalformedSignature    the signature is not base64 DER ECDSA (422)
+ ├── InvalidSignature      well-formed, but does not verify (401)
+ ├── InvalidKey            key material refused (422)
+ └── DecryptionFailed      encrypted payload malformed or not authentic (422)
+ServerError
+ └── EncodingError         a value kiungo was asked to sign cannot be encoded (500)
 """
 
 from __future__ import annotations

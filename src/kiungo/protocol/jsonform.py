@@ -5,14 +5,15 @@ Jackson's compact re-serialization, so kiungo emits exactly what JSON.stringify 
 write for the parsed value: no whitespace, raw UTF-8, JavaScript's escapes and number
 forms, and JavaScript's key order (integer-like keys first, ascending — JSON.parse puts
 them there). orjson already writes strings, booleans, null and most objects that way; the
-slow path below takes over only when a float, an integer-like key or a huge integer is
-present, so the hot path costs one orjson call and one regex search.
+slow path below takes over only when a float orjson writes in another form (``1.0``,
+``1e-7``), a key starting with a digit, a huge integer or a type other than dict, list,
+str, int, bool and None is present, so the hot path costs one orjson call and one walk
+over the value's containers (a regex over the output costs more: every byte is scanned).
 """
 
 from __future__ import annotations
 
 import math
-import re
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -20,10 +21,6 @@ import orjson
 
 from kiungo.protocol.errors import EncodingError
 
-# Anything orjson may write differently from JSON.stringify: a float ending in ".0",
-# an exponent, or an object key that JavaScript treats as an array index. Matches inside
-# strings are false alarms that only cost the slow path.
-_SUSPECT = re.compile(rb'[0-9]\.0(?![0-9])|[0-9][eE]|[{,]"(?:0|[1-9][0-9]{0,9})":')
 _MAX_INDEX = 2**32 - 2  # the largest array index; larger integer keys keep their place
 
 
@@ -33,11 +30,36 @@ def js_stringify(value: Any) -> bytes:
         out = orjson.dumps(value)
     except (TypeError, orjson.JSONEncodeError):
         out = None
-    if out is not None and _SUSPECT.search(out) is None:
+    if out is not None and _orjson_is_js(value):
         return out
     parts: list[bytes] = []
     _write(value, parts, 0)
     return b"".join(parts)
+
+
+def _orjson_is_js(value: Any) -> bool:
+    """True when orjson writes ``value`` (already dumped without error) as JSON.stringify."""
+    stack = [value]
+    while stack:
+        node = stack.pop()
+        cls = type(node)
+        if cls is dict:
+            for key, item in node.items():
+                if "0" <= key[:1] <= "9":  # maybe an array index: JavaScript moves it first
+                    return False
+                if type(item) is not str:
+                    stack.append(item)
+        elif cls is str or cls is int or cls is bool or node is None:
+            continue
+        elif cls is list:
+            stack.extend(node)
+        elif cls is float:
+            text = orjson.dumps(node)
+            if text.endswith(b".0") or b"e" in text:  # JavaScript writes 1 and 1e+22
+                return False
+        else:  # subclasses, tuples, dates, enums...: the slow path decides
+            return False
+    return True
 
 
 def _write(value: Any, out: list[bytes], depth: int) -> None:
@@ -73,7 +95,13 @@ def _write(value: Any, out: list[bytes], depth: int) -> None:
             _write(item, out, depth + 1)
         out.append(b"]")
     else:
-        raise EncodingError(f"cannot encode a {type(value).__name__} as JSON")
+        # Whatever else the fast path accepts (dates, UUIDs, enums, dataclasses) is written
+        # as orjson writes it there, then put in JavaScript form like any parsed value.
+        try:
+            encoded = orjson.dumps(value)
+        except (TypeError, orjson.JSONEncodeError):
+            raise EncodingError(f"cannot encode a {type(value).__name__} as JSON") from None
+        _write(orjson.loads(encoded), out, depth + 1)
 
 
 def _js_key_order(obj: Mapping[Any, Any]) -> list[str]:
@@ -90,10 +118,7 @@ def _js_key_order(obj: Mapping[Any, Any]) -> list[str]:
 
 def _is_array_index(key: str) -> bool:
     return (
-        key.isascii()
-        and key.isdigit()
-        and (key == "0" or key[0] != "0")
-        and int(key) <= _MAX_INDEX
+        key.isascii() and key.isdigit() and (key == "0" or key[0] != "0") and int(key) <= _MAX_INDEX
     )
 
 

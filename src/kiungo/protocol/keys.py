@@ -198,6 +198,8 @@ def load_public_key(material: str | bytes) -> PublicKey:
     except UnsupportedAlgorithm:
         raise InvalidKey("unsupported key algorithm or curve: use secp256k1 or P-256") from None
     except ValueError as exc:
+        if not is_pem and _loads_as_private(raw):
+            raise InvalidKey("expected a public key, got a private key") from None
         raise InvalidKey(_describe_load_error(exc, "public")) from None
     if not isinstance(key, ec.EllipticCurvePublicKey):
         raise InvalidKey(f"expected an EC key, got {_algorithm_name(key)}")
@@ -220,6 +222,8 @@ def load_private_key(material: str | bytes) -> PrivateKey:
     except UnsupportedAlgorithm:
         raise InvalidKey("unsupported key algorithm or curve: use secp256k1 or P-256") from None
     except (ValueError, TypeError) as exc:
+        if not is_pem and _loads_as_public(raw):
+            raise InvalidKey("expected a private key, got a public key") from None
         raise InvalidKey(_describe_load_error(exc, "private")) from None
     if not isinstance(key, ec.EllipticCurvePrivateKey):
         raise InvalidKey(f"expected an EC key, got {_algorithm_name(key)}")
@@ -228,6 +232,24 @@ def load_private_key(material: str | bytes) -> PrivateKey:
 
 def generate_private_key(curve: Curve = Curve.SECP256K1) -> PrivateKey:
     return PrivateKey(ec.generate_private_key(_CRYPTO_CURVES[Curve(curve)]))
+
+
+def _loads_as_private(der: bytes) -> bool:
+    """Whether DER refused as a public key is a private key (a common mix-up)."""
+    try:
+        serialization.load_der_private_key(der, password=None)
+    except (ValueError, TypeError, UnsupportedAlgorithm):
+        return False
+    return True
+
+
+def _loads_as_public(der: bytes) -> bool:
+    """Whether DER refused as a private key is a public key (a common mix-up)."""
+    try:
+        serialization.load_der_public_key(der)
+    except (ValueError, UnsupportedAlgorithm):
+        return False
+    return True
 
 
 def _algorithm_name(key: object) -> str:
@@ -240,8 +262,11 @@ def _algorithm_name(key: object) -> str:
 
 def _describe_load_error(exc: Exception, kind: str) -> str:
     text = str(exc).lower()
-    if "curve" in text and "not supported" in text or "unsupported" in text:
+    if isinstance(exc, TypeError) and "encrypted" in text:
+        return "encrypted private keys are not supported: export it unencrypted"
+    # Not "unsupported" alone: cryptography's generic parse failure mentions it too.
+    if "curve" in text and "not supported" in text:
         return "unsupported key algorithm or curve: use secp256k1 or P-256"
-    if "point" in text or "invalid ec key" in text:
+    if "point" in text or "invalid ec key" in text or text == "invalid key":
         return f"{kind} key point is not on its curve"
     return f"{kind} key could not be parsed (not a valid DER/PEM {kind} key)"

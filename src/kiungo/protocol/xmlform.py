@@ -5,7 +5,8 @@ forbidden, and records the byte span of every element so that the signed ``<data
 and each field can be taken from the body exactly as received.
 
 Writing follows the connectors' element form: an object becomes one child element per
-key, an array repeats its key, ``null`` is left out, text escapes ``&``, ``<`` and ``>``.
+key, an array repeats its key, ``null`` is left out, text is escaped as Jackson's XML
+writer escapes it (see ``escape_text``).
 """
 
 from __future__ import annotations
@@ -119,6 +120,8 @@ def parse_document(body: bytes, *, max_depth: int, max_elements: int) -> Documen
         raise ForbiddenXML("XML with external references is refused") from None
     except ParseError as exc:
         raise MalformedEnvelope(f"envelope is not well-formed XML: {exc}") from None
+    except (LookupError, ValueError) as exc:  # expat hands a declared encoding to Python codecs
+        raise MalformedEnvelope(f"envelope XML declares an unusable encoding: {exc}") from None
     if root is None:
         raise MalformedEnvelope("envelope is not well-formed XML: no root element")
     return Document(root)
@@ -146,13 +149,26 @@ def to_value(node: Node) -> Any:
 
 _NAME = re.compile(r"[^\W\d][\w.\-]*")
 _BAD_CHARS = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff]")
-_DATA_MARKS = (b"<data>", b"</data>", b"<data ")
+# The JavaScript connector finds the signed part with the regexes <data>…</data> and
+# <signature>…</signature>, first match: a body holding either tag would mislead it.
+_DATA_MARKS = (b"<data>", b"</data>", b"<data ", b"<signature>")
+
+
+# Java connectors re-serialize the parsed <data> with Jackson's XmlMapper, whose writer
+# (Woodstox) escapes '>' only first in a text or after ']', and writes CR and U+007F-U+009F
+# as character references; the JavaScript connector keeps the raw text, so kiungo writes
+# text exactly as Woodstox does and both verify the same bytes.
+_GT_ESCAPED = re.compile(r"^>|(?<=\])>")
+_CHAR_REF = re.compile("[\r\x7f-\x9f]")
 
 
 def escape_text(text: str) -> str:
     if _BAD_CHARS.search(text):
         raise EncodingError("text holds a control character that XML cannot carry")
-    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+    text = text.replace("&", "&amp;").replace("<", "&lt;")
+    if ">" in text:
+        text = _GT_ESCAPED.sub("&gt;", text)
+    return _CHAR_REF.sub(lambda m: f"&#x{ord(m.group()):x};", text)
 
 
 def _scalar_text(value: Any) -> str:
@@ -193,7 +209,8 @@ def serialize_data(data: Mapping[str, Any]) -> bytes:
     """``<data>…</data>`` for a response or request ``data`` object.
 
     The JavaScript connector takes the signed text from the first ``<data>`` to the first
-    ``</data>``, so a field whose markup would hold one of those is sent as escaped text.
+    ``</data>``, and the signature from the first ``<signature>``, so a field whose markup
+    would hold one of those is sent as escaped text.
     """
     parts = []
     for key, value in data.items():

@@ -1,0 +1,1 @@
+"""Authentication: the OAuth2 token endpoint and bearer tokens for systems; operator accounts."""
