@@ -20,6 +20,7 @@ from kiungo.config import Settings
 from kiungo.db import is_sqlite, make_engine, migrate, sessionmaker
 from kiungo.engine.http import EngineApp, Receive, Scope, Send
 from kiungo.engine.limits import Limiter, LocalLimiter, RedisLimiter
+from kiungo.engine.metrics import EngineMetrics
 from kiungo.engine.outbound import Outbound
 from kiungo.engine.pipeline import Engine
 from kiungo.keystore import load_or_create
@@ -101,6 +102,7 @@ class Bus:
             api_rate=settings.api_rate_limit,
         )
         # 6 HTTP: the bare engine app in front, the operator API behind it
+        self.metrics = EngineMetrics()
         self.operator_api = build_operator_api(self)
         self.asgi = EngineApp(
             engine=self.engine,
@@ -108,7 +110,7 @@ class Bus:
             signer=self.signer,
             max_body=settings.max_body_bytes,
             health=self.readiness,
-            metrics=None,
+            metrics=self.metrics,
             fallback=self.operator_api,
         )
         self._started = False
@@ -185,3 +187,29 @@ async def _migrate_once(bus: Bus) -> None:
 def create_app(settings: Settings | None = None) -> Bus:
     """ASGI factory (``uvicorn --factory kiungo.app:create_app``)."""
     return Bus(settings or Settings())
+
+
+def serve(settings: Settings, *, workers: int = 1, log_level: str = "info") -> None:
+    """Run the bus under uvicorn (uvloop, httptools); with ``workers`` > 1 as that many
+    processes sharing the listening socket. Workers read their settings from the
+    environment, so the caller exports any option it was given as ``KIUNGO_*``."""
+    import uvicorn
+
+    if workers > 1 and is_sqlite(settings.effective_database_url):
+        raise SystemExit(
+            "several workers need PostgreSQL: set KIUNGO_DATABASE_URL=postgresql+asyncpg://..."
+        )
+    uvicorn.run(
+        "kiungo.app:create_app",
+        factory=True,
+        host=settings.host,
+        port=settings.port,
+        workers=workers,
+        loop="uvloop",
+        http="httptools",
+        lifespan="on",
+        log_level=log_level,
+        access_log=False,
+        server_header=False,
+        date_header=False,
+    )

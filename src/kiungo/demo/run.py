@@ -57,6 +57,7 @@ class Demo:
         host: str = "127.0.0.1",
         port: int = 8080,
         provider_ports: dict[str, int] | None = None,
+        extra_allow: tuple[str, ...] | list[str] = (),
         **overrides: Any,
     ) -> None:
         self.data_dir = data_dir
@@ -65,7 +66,8 @@ class Demo:
         self.provider_ports = provider_ports or {
             spec.code: port + i + 1 for i, spec in enumerate(PROVIDERS)
         }
-        allow = [f"{host}:{p}" for p in self.provider_ports.values()]
+        # extra_allow: more allow-list entries, for providers other than the demo's own.
+        allow = [f"{host}:{p}" for p in self.provider_ports.values()] + list(extra_allow)
         self.settings = Settings(
             data_dir=data_dir, host=host, port=port, provider_allowlist=allow, **overrides
         )

@@ -7,6 +7,7 @@ routing); everything else goes to the ``fallback`` app (the operator API and its
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -14,6 +15,7 @@ import orjson
 
 from kiungo.auth.endpoint import TOKEN_PATH, TokenEndpoint
 from kiungo.engine.errors import NotFoundPath
+from kiungo.engine.metrics import EngineMetrics
 from kiungo.engine.pipeline import CONTENT_TYPES, Engine
 from kiungo.keystore import Signer
 from kiungo.protocol import detect_format
@@ -87,7 +89,7 @@ class EngineApp:
         signer: Signer,
         max_body: int,
         health: Callable[[], Awaitable[tuple[int, dict[str, Any]]]],
-        metrics: Callable[[], tuple[bytes, str]] | None,
+        metrics: EngineMetrics,
         fallback: ASGIApp,
     ) -> None:
         self.engine = engine
@@ -112,8 +114,8 @@ class EngineApp:
         if path == "/readyz":
             status, detail = await self.health()
             return await respond(send, status, orjson.dumps(detail), _JSON)
-        if path == "/metrics" and self.metrics is not None:
-            body, content_type = self.metrics()
+        if path == "/metrics":
+            body, content_type = self.metrics.expose()
             return await respond(send, 200, body, [(b"content-type", content_type.encode())])
         return await self.fallback(scope, receive, send)
 
@@ -140,9 +142,11 @@ class EngineApp:
             return await respond(
                 send, error.status, self.signer.failure(error.message, fmt), headers
             )
+        started = time.perf_counter()
         status, answer, answer_type = await self.engine.handle(
             kind, body, content_type, _header(scope, b"authorization")
         )
+        self.metrics.exchange(kind, status, time.perf_counter() - started)
         await respond(send, status, answer, [(b"content-type", answer_type.encode())])
         return None
 
@@ -162,6 +166,7 @@ class EngineApp:
         except ConnectionError:
             return None
         status, answer = self.token_endpoint.handle(body, _header(scope, b"authorization"))
+        self.metrics.token(status)
         headers = [*_JSON, *_NO_STORE]
         if status == 401:
             headers.append((b"www-authenticate", b'Basic realm="kiungo"'))

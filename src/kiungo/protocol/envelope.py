@@ -8,6 +8,7 @@ form for XML), signs those bytes and places them verbatim in the envelope.
 
 from __future__ import annotations
 
+import base64
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -113,6 +114,8 @@ def detect_format(body: bytes, content_type: str | None = None) -> Format:
             return Format.XML
         if "json" in ct:
             return Format.JSON
+    if body[:1] == b"{":  # the usual case, without copying the body to strip it
+        return Format.JSON
     return Format.XML if body.lstrip()[:1] == b"<" else Format.JSON
 
 
@@ -120,7 +123,7 @@ def detect_format(body: bytes, content_type: str | None = None) -> Format:
 
 _PREFIX = b'{"data":'
 _SIG_MARK = b',"signature":"'
-_TAIL = re.compile(rb',"signature":"[A-Za-z0-9+/=]*"}[ \t\r\n]*')
+_SIG_TAIL = re.compile(rb'([A-Za-z0-9+/=]*)"}[ \t\r\n]*')  # what follows _SIG_MARK
 _WS = re.compile(rb"[ \t\r\n]*")
 _STRING = re.compile(rb'"(?:[^"\\]|\\.)*"', re.S)
 _STRUCT = re.compile(rb'"(?:[^"\\]|\\.)*"|[\[\]{}]', re.S)
@@ -132,7 +135,8 @@ def parse_json_envelope(body: bytes, *, limits: Limits = DEFAULT_LIMITS) -> Enve
     # Fast path: the compact form every connector writes, data first.
     if body.startswith(_PREFIX):
         cut = body.rfind(_SIG_MARK)
-        if cut > 0 and _TAIL.fullmatch(body, cut):
+        tail = _SIG_TAIL.fullmatch(body, cut + len(_SIG_MARK)) if cut > 0 else None
+        if tail is not None:
             signed = body[len(_PREFIX) : cut]
             try:
                 data = orjson.loads(signed)
@@ -140,8 +144,7 @@ def parse_json_envelope(body: bytes, *, limits: Limits = DEFAULT_LIMITS) -> Enve
                 data = None
             if isinstance(data, dict):
                 _check_json_complexity(signed, data, limits)
-                sig_text = body[cut + len(_SIG_MARK) : body.rindex(b'"')]
-                return Envelope(Format.JSON, data, signed, decode_signature(sig_text))
+                return Envelope(Format.JSON, data, signed, decode_signature(tail.group(1)))
     return _parse_json_general(body, limits)
 
 
@@ -217,14 +220,15 @@ def _value_end(body: bytes, pos: int) -> int:
 
 
 def _check_json_complexity(raw: bytes, data: Any, limits: Limits) -> None:
-    # Cheap upper bounds first: every level opens a bracket, every member has a colon.
-    if raw.count(b"{") + raw.count(b"[") > limits.max_depth:
+    # Cheap upper bounds first: every level opens a bracket, every member has a colon,
+    # and neither can outnumber the bytes.
+    if len(raw) > limits.max_depth and raw.count(b"{") + raw.count(b"[") > limits.max_depth:
         depth = _depth(data)
         if depth > limits.max_depth:
             raise EnvelopeTooComplex(
                 f"envelope data is nested {depth} levels deep, more than {limits.max_depth}"
             )
-    if raw.count(b":") > limits.max_keys:
+    if len(raw) > limits.max_keys and raw.count(b":") > limits.max_keys:
         keys = _count_members(data)
         if keys > limits.max_keys:
             raise EnvelopeTooComplex(
@@ -295,6 +299,8 @@ def parse_xml_envelope(body: bytes, *, limits: Limits = DEFAULT_LIMITS) -> Envel
         raise MalformedSignature("XML <signature> must hold base64 text only")
     data = xmlform.to_value(data_el)
     if not isinstance(data, dict):
+        if data.strip():
+            raise MalformedEnvelope("XML <data> must hold elements, not text")
         data = {}
     fields = {child.tag: body[child.inner_start : child.inner_end] for child in data_el.children}
     return Envelope(
@@ -318,7 +324,7 @@ def build_envelope(
     root: str = RESPONSE_ROOT,
 ) -> bytes:
     """Serialize ``data`` once, sign those bytes, and wrap them verbatim in an envelope."""
-    if Format(fmt) is Format.XML:
+    if fmt != Format.JSON and Format(fmt) is Format.XML:  # no enum lookup for JSON
         signed = xmlform.serialize_data(data)
         signature = encode_signature(key.sign(signed)).encode("ascii")
         return b"".join(
@@ -328,7 +334,7 @@ def build_envelope(
             )
         )  # fmt: skip
     signed = js_stringify(data)
-    signature = encode_signature(key.sign(signed)).encode("ascii")
+    signature = base64.b64encode(key.sign(signed))
     return b"".join((_PREFIX, signed, _SIG_MARK, signature, b'"}'))
 
 

@@ -45,8 +45,8 @@ def _decode_material(material: str | bytes) -> tuple[bytes, bool]:
             raw = material.strip().encode("ascii")
         except UnicodeEncodeError:
             raise InvalidKey("key is neither PEM nor base64 DER (non-ASCII text)") from None
-    else:
-        raw = material.strip()
+    else:  # DER is binary: a last byte of 0x20 or 0x0a is data, not whitespace to strip
+        raw = bytes(material) if material[:1] == b"\x30" else material.strip()
     if not raw:
         raise InvalidKey("key is empty")
     if raw.startswith(b"-----BEGIN"):
@@ -136,7 +136,7 @@ class PublicKey:
 
 
 class PrivateKey:
-    """A validated private key that makes SHA-256 ECDSA signatures (DER, low-S)."""
+    """A validated private key that makes SHA-256 ECDSA signatures (DER; low-S on secp256k1)."""
 
     __slots__ = ("_crypto", "_k1", "curve", "public_key")
 

@@ -34,10 +34,13 @@ def decode_signature(text: str | bytes) -> bytes:
             raise MalformedSignature("signature is not base64 (non-ASCII characters)") from None
     if not text:
         raise MalformedSignature("signature is empty")
-    try:
-        der = base64.b64decode(text, validate=True)
-    except (binascii.Error, ValueError):
-        raise MalformedSignature("signature is not valid base64") from None
+    try:  # canonical base64, the usual case, skips b64decode's extra regex pass
+        der = binascii.a2b_base64(text, strict_mode=True)
+    except binascii.Error:
+        try:
+            der = base64.b64decode(text, validate=True)
+        except (binascii.Error, ValueError):
+            raise MalformedSignature("signature is not valid base64") from None
     if not _MIN_DER <= len(der) <= _MAX_DER or der[0] != 0x30 or der[1] != len(der) - 2:
         raise MalformedSignature(
             f"signature is not a DER ECDSA signature ({len(der)} bytes, "

@@ -103,7 +103,23 @@ class _SpanBuilder:
         return self.root
 
 
+_DECLARED = re.compile(rb"""\s*<\?xml[^>]*?encoding\s*=\s*["']([A-Za-z0-9._-]+)""")
+
+
+def _require_utf8(body: bytes) -> None:
+    """Byte spans of the signed part are only meaningful in the encoding that was signed:
+    the connectors sign UTF-8, so any other encoding is refused."""
+    if body[:2] in (b"\xff\xfe", b"\xfe\xff"):
+        raise MalformedEnvelope("XML envelopes must be UTF-8 (got a UTF-16 byte order mark)")
+    declared = _DECLARED.match(body[:200])
+    if declared and declared.group(1).lower() not in (b"utf-8", b"utf8"):
+        raise MalformedEnvelope(
+            f"XML envelopes must be UTF-8, not {declared.group(1).decode('ascii')}"
+        )
+
+
 def parse_document(body: bytes, *, max_depth: int, max_elements: int) -> Document:
+    _require_utf8(body)
     target = _SpanBuilder(body, max_depth, max_elements)
     parser = DET.DefusedXMLParser(
         target=target, forbid_dtd=True, forbid_entities=True, forbid_external=True
@@ -214,6 +230,8 @@ def serialize_data(data: Mapping[str, Any]) -> bytes:
     """
     parts = []
     for key, value in data.items():
+        if key in ("data", "signature") and value is not None:  # its own tag would mislead them
+            raise EncodingError(f"a top-level {key!r} field cannot be sent in an XML envelope")
         chunk = serialize(key, value)
         if any(mark in chunk[1:-1] for mark in _DATA_MARKS) and not isinstance(value, str):
             inner = chunk[len(key) + 2 : -(len(key) + 3)].decode("utf-8")

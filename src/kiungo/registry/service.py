@@ -541,6 +541,21 @@ class RegistryService:
                 query = query.where(System.code == consumer)
             return [as_dict(g) | {"consumer": c, "api": a} for g, c, a in await s.execute(query)]
 
+    async def get_grant(self, grant_id: int) -> dict[str, Any]:
+        async with self.sessions() as s:
+            row = (
+                await s.execute(
+                    select(Grant, System.code, Api.code)
+                    .join(System, System.id == Grant.consumer_system_id)
+                    .join(Api, Api.id == Grant.api_id)
+                    .where(Grant.id == grant_id)
+                )
+            ).one_or_none()
+            if row is None:
+                raise NotFound(f"grant {grant_id} not found")
+            grant, consumer, api = row
+            return as_dict(grant) | {"consumer": consumer, "api": api}
+
     # --- push topics and subscriptions (used by delivery) ---------------------------------
 
     async def create_topic(
@@ -596,6 +611,103 @@ class RegistryService:
         async with self.sessions() as s:
             query = select(PushTopic, System.code).join(System).order_by(PushTopic.code)
             return [as_dict(t) | {"publisher": p} for t, p in await s.execute(query)]
+
+    async def get_topic(self, code: str) -> dict[str, Any]:
+        async with self.sessions() as s:
+            topic = await self._topic(s, code)
+            publisher = await s.get(System, topic.publisher_system_id)
+            return as_dict(topic) | {"publisher": publisher.code if publisher else None}
+
+    async def update_topic(self, actor: str, code: str, **changes: Any) -> dict[str, Any]:
+        self._only(changes, {"name", "description", "format", "status"})
+        async with self.sessions() as s:
+            topic = await self._topic(s, code)
+            before = as_dict(topic)
+            for key, value in changes.items():
+                if key == "name":
+                    value = _check_text("name", value)
+                elif key == "format":
+                    value = _check_choice("format", value, Format)
+                elif key == "status":
+                    value = _check_choice("status", value, Status)
+                else:
+                    value = value or ""
+                setattr(topic, key, value)
+            topic.updated_at = utcnow()
+            after = as_dict(topic)
+            await self._commit_change(s, actor, "topic.update", "topic", code, before, after)
+        return after
+
+    async def list_subscriptions(
+        self,
+        *,
+        topic: str | None = None,
+        subscriber: str | None = None,
+        status: str | None = None,
+    ) -> list[dict[str, Any]]:
+        async with self.sessions() as s:
+            query = self._subscription_query().order_by(Subscription.id)
+            if topic:
+                query = query.where(PushTopic.code == topic)
+            if subscriber:
+                query = query.where(System.code == subscriber)
+            if status:
+                query = query.where(Subscription.status == status)
+            return [
+                as_dict(sub) | {"topic": t, "subscriber": c} for sub, t, c in await s.execute(query)
+            ]
+
+    async def get_subscription(self, subscription_id: int) -> dict[str, Any]:
+        async with self.sessions() as s:
+            row = (
+                await s.execute(
+                    self._subscription_query().where(Subscription.id == subscription_id)
+                )
+            ).one_or_none()
+            if row is None:
+                raise NotFound(f"subscription {subscription_id} not found")
+            sub, topic, subscriber = row
+            return as_dict(sub) | {"topic": topic, "subscriber": subscriber}
+
+    @staticmethod
+    def _subscription_query() -> Select:
+        return (
+            select(Subscription, PushTopic.code, System.code)
+            .join(PushTopic, PushTopic.id == Subscription.topic_id)
+            .join(System, System.id == Subscription.subscriber_system_id)
+        )
+
+    async def decide_subscription(
+        self, actor: str, subscription_id: int, decision: str
+    ) -> dict[str, Any]:
+        """approve or reject a requested subscription; revoke an approved one."""
+        moves = {
+            "approve": ({GrantStatus.REQUESTED}, GrantStatus.APPROVED),
+            "reject": ({GrantStatus.REQUESTED}, GrantStatus.REJECTED),
+            "revoke": ({GrantStatus.APPROVED, GrantStatus.REQUESTED}, GrantStatus.REVOKED),
+        }
+        if decision not in moves:
+            raise InvalidInput(f"decision must be one of {', '.join(moves)}")
+        allowed_from, to = moves[decision]
+        async with self.sessions() as s:
+            sub = await self._one(
+                s,
+                select(Subscription).where(Subscription.id == subscription_id),
+                f"subscription {subscription_id}",
+            )
+            if sub.status not in allowed_from:
+                raise Conflict(
+                    f"subscription {subscription_id} is {sub.status}; cannot {decision} it"
+                )
+            before = as_dict(sub)
+            sub.status = to
+            sub.updated_at = utcnow()
+            after = as_dict(sub)
+            await self._commit_change(
+                s, actor, f"subscription.{decision}", "subscription", str(subscription_id),
+                before, after,
+            )  # fmt: skip
+        return after
 
     # --- audit ---------------------------------------------------------------------------
 

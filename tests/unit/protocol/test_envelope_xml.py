@@ -30,7 +30,9 @@ KEY_P256 = generate_private_key(Curve.P256)
 XML = "application/xml; charset=utf-8"
 
 
-def envelope(data_element: bytes, *, root: bytes = b"esbrequest", key=KEY, before: bytes = b"") -> bytes:
+def envelope(
+    data_element: bytes, *, root: bytes = b"esbrequest", key=KEY, before: bytes = b""
+) -> bytes:
     """An XML envelope holding ``data_element`` verbatim, signed over exactly those bytes."""
     signature = sign(key, data_element).encode()
     return (
@@ -126,7 +128,9 @@ class TestFieldsAndValues:
 
     def test_attributes_containing_angle_brackets_do_not_shift_spans(self) -> None:
         """Attribute values holding '>' or '/>' do not end the start tag early."""
-        data_element = b"""<data><esbBody a=">" b='/>' c="'>"><i>w</i></esbBody><z q="/>"/></data>"""
+        data_element = (
+            b"""<data><esbBody a=">" b='/>' c="'>"><i>w</i></esbBody><z q="/>"/></data>"""
+        )
         parsed = parse_envelope(envelope(data_element))
         assert parsed.fields["esbBody"] == b"<i>w</i>"
         assert parsed.fields["z"] == b""
@@ -221,7 +225,10 @@ class TestRefusals:
     )
     def test_unusable_declared_encoding_is_a_client_error(self, encoding: bytes) -> None:
         """An XML declaration naming an unknown or unusable encoding is refused as malformed."""
-        body = envelope(b"<data><a>\x80\xff</a></data>", before=b'<?xml version="1.0" encoding="' + encoding + b'"?>')
+        body = envelope(
+            b"<data><a>\x80\xff</a></data>",
+            before=b'<?xml version="1.0" encoding="' + encoding + b'"?>',
+        )
         with pytest.raises(MalformedEnvelope):
             parse_envelope(body, XML)
 
@@ -268,7 +275,11 @@ class TestBuild:
         assert body.endswith(f"</signature></{root}>".encode())
         parsed = open_envelope(body, key.public_key)
         assert parsed.root == root
-        assert parsed.data == {"success": "true", "requestId": "r-1", "esbBody": {"jina": "Zuhura ✓", "n": "2"}}
+        assert parsed.data == {
+            "success": "true",
+            "requestId": "r-1",
+            "esbBody": {"jina": "Zuhura ✓", "n": "2"},
+        }
 
     @pytest.mark.parametrize("text", ["a & b < c > d \"e\" 'f'", "> first", "x ]]> y", "&lt;"])
     def test_text_is_escaped_and_read_back(self, text: str) -> None:
@@ -292,7 +303,9 @@ class TestBuild:
 
     def test_numbers_are_written_in_javascript_form(self) -> None:
         """Floats in XML text use the same JavaScript number form as JSON."""
-        parsed = parse_envelope(build_envelope({"a": 1.0, "b": 1e21, "c": 1e-7, "d": 2**70}, KEY, "xml"))
+        parsed = parse_envelope(
+            build_envelope({"a": 1.0, "b": 1e21, "c": 1e-7, "d": 2**70}, KEY, "xml")
+        )
         assert parsed.data == {"a": "1", "b": "1e+21", "c": "1e-7", "d": str(2**70)}
 
     def test_raw_xml_is_placed_verbatim(self) -> None:
@@ -310,7 +323,9 @@ class TestBuild:
             {"wrap": {"signature": "forged"}},
         ],
     )
-    def test_body_holding_a_data_or_signature_element_is_sent_as_escaped_text(self, body_value) -> None:
+    def test_body_holding_a_data_or_signature_element_is_sent_as_escaped_text(
+        self, body_value
+    ) -> None:
         """A body whose markup holds <data> or <signature> is sent as escaped text, so a
         connector cutting from the first <data> to the first </data> sees the signed element."""
         body = build_envelope({"success": True, "esbBody": body_value}, KEY, "xml")
@@ -321,6 +336,17 @@ class TestBuild:
         assert isinstance(parsed.data["esbBody"], str)
         assert "&lt;" in parsed.fields["esbBody"].decode()
 
+    @pytest.mark.parametrize("key", ["data", "signature"])
+    @pytest.mark.parametrize("value", ["x", {"x": 1}, [1, 2]])
+    def test_top_level_data_or_signature_field_is_refused(self, key: str, value) -> None:
+        """A top-level field named data or signature would be an element the connectors take for
+        the envelope's own, so it cannot be encoded; None (left out) is fine."""
+        with pytest.raises(EncodingError, match=f"top-level '{key}' field"):
+            build_envelope({"success": True, key: value}, KEY, "xml")
+        assert build_envelope({"success": True, key: None}, KEY, "xml").startswith(
+            b"<esbresponse><data><success>true</success></data><signature>"
+        )
+
     @pytest.mark.parametrize("name", ["1abc", "a b", "", "a<b", "x:y", "-a", "a/b", "é&"])
     def test_invalid_element_names_are_refused(self, name: str) -> None:
         """A key that cannot be an XML element name cannot be encoded."""
@@ -329,7 +355,9 @@ class TestBuild:
 
     def test_unicode_element_names_are_allowed(self) -> None:
         """Letters beyond ASCII make valid element names."""
-        parsed = parse_envelope(build_envelope({"jina_la_kwanza": 1, "mkoa": {"وصف": "x"}}, KEY, "xml"))
+        parsed = parse_envelope(
+            build_envelope({"jina_la_kwanza": 1, "mkoa": {"وصف": "x"}}, KEY, "xml")
+        )
         assert parsed.data == {"jina_la_kwanza": "1", "mkoa": {"وصف": "x"}}
 
     @pytest.mark.parametrize("text", ["\x00", "a\x01b", "\x08", "\x0b", "\x1f", "\ufffe", "\uffff"])

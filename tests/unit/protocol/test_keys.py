@@ -215,6 +215,23 @@ class TestAcceptedKeys:
         for material in forms:
             assert load_public_key(material) == reference
 
+    @pytest.mark.parametrize("curve", CURVES)
+    def test_der_bytes_ending_in_a_whitespace_byte_load(self, curve: Curve) -> None:
+        """DER whose last byte happens to be 0x20, 0x0a or another whitespace value is data: the
+        key loads, it is not trimmed into garbage."""
+        crypto_curve = ec.SECP256K1() if curve is Curve.SECP256K1 else ec.SECP256R1()
+        for secret in range(1, 2000):
+            crypto = ec.derive_private_key(secret, crypto_curve)
+            public_der = crypto.public_key().public_bytes(DER, SPKI)
+            if public_der[-1:] in (b" ", b"\t", b"\n", b"\r", b"\x0b", b"\x0c"):
+                break
+        else:
+            raise AssertionError("no key ending in a whitespace byte")
+        assert load_public_key(public_der).der == public_der
+        private_der = crypto.private_bytes(DER, PKCS8, NO_PASSWORD)
+        assert private_der[-1:] == public_der[-1:]
+        assert load_private_key(private_der).public_key.der == public_der
+
     def test_published_govesb_key_prefixes_are_what_kiungo_writes(self) -> None:
         """Public keys come out in the base64 DER form GovESB publishes for each curve."""
         assert generate_private_key(Curve.SECP256K1).public_key.b64.startswith(

@@ -6,7 +6,7 @@ import base64
 
 import orjson
 import pytest
-from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
@@ -22,6 +22,7 @@ from kiungo.protocol import (
     encrypt,
     encrypt_to_json,
     generate_private_key,
+    load_public_key,
 )
 
 CURVES = [Curve.SECP256K1, Curve.P256]
@@ -42,12 +43,14 @@ def encrypt_independently(plaintext: bytes, recipient: PrivateKey, iv: bytes) ->
         shared
     )
     sealed = AESGCM(key).encrypt(iv, plaintext, None)  # ciphertext || tag
-    from cryptography.hazmat.primitives import serialization
-
     pem = ephemeral.public_key().public_bytes(
         serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
     )
-    return {"ephemeralKey": b64(pem), "iv": b64(iv), "encryptedData": b64(sealed[-16:] + sealed[:-16])}
+    return {
+        "ephemeralKey": b64(pem),
+        "iv": b64(iv),
+        "encryptedData": b64(sealed[-16:] + sealed[:-16]),
+    }
 
 
 class TestRoundTrip:
@@ -76,8 +79,6 @@ class TestRoundTrip:
         wire = encrypt(PLAINTEXT, recipient.public_key)
         pem = base64.b64decode(wire["ephemeralKey"], validate=True)
         assert pem.startswith(b"-----BEGIN PUBLIC KEY-----\n")
-        from kiungo.protocol import load_public_key
-
         assert load_public_key(pem).curve is curve
         assert len(base64.b64decode(wire["iv"], validate=True)) == 12
         sealed = base64.b64decode(wire["encryptedData"], validate=True)
@@ -155,7 +156,9 @@ class TestRefusals:
     def test_ephemeral_key_on_the_wrong_curve_is_named(self) -> None:
         """A P-256 ephemeral key sent to a secp256k1 recipient is refused, naming both curves."""
         p256_wire = encrypt(PLAINTEXT, RECIPIENTS[Curve.P256].public_key)
-        with pytest.raises(DecryptionFailed, match="ephemeralKey is on p256, the recipient key on secp256k1"):
+        with pytest.raises(
+            DecryptionFailed, match="ephemeralKey is on p256, the recipient key on secp256k1"
+        ):
             decrypt(p256_wire, RECIPIENTS[Curve.SECP256K1])
 
     def test_ephemeral_key_off_the_curve_is_refused(self) -> None:
@@ -164,8 +167,14 @@ class TestRefusals:
         wire = encrypt(PLAINTEXT, recipient.public_key)
         der = generate_private_key(Curve.SECP256K1).public_key.der
         bad = der[:-1] + bytes([der[-1] ^ 0x01])
-        pem = b"-----BEGIN PUBLIC KEY-----\n" + base64.b64encode(bad) + b"\n-----END PUBLIC KEY-----\n"
-        with pytest.raises(DecryptionFailed, match="ephemeralKey is not a usable public key: .*not on its curve"):
+        pem = (
+            b"-----BEGIN PUBLIC KEY-----\n"
+            + base64.b64encode(bad)
+            + b"\n-----END PUBLIC KEY-----\n"
+        )
+        with pytest.raises(
+            DecryptionFailed, match=r"ephemeralKey is not a usable public key: .*not on its curve"
+        ):
             decrypt({**wire, "ephemeralKey": b64(pem)}, recipient)
 
     @pytest.mark.parametrize(
@@ -212,7 +221,9 @@ class TestRefusals:
             (b"null", "must be a JSON object"),
         ],
     )
-    def test_non_json_or_non_object_payload_is_refused(self, payload: str | bytes, message: str) -> None:
+    def test_non_json_or_non_object_payload_is_refused(
+        self, payload: str | bytes, message: str
+    ) -> None:
         """A payload that is not a JSON object is refused before any cryptography."""
         with pytest.raises(DecryptionFailed, match=message):
             decrypt(payload, RECIPIENTS[Curve.SECP256K1])

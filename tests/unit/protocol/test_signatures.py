@@ -181,7 +181,9 @@ class TestMalformedSignatures:
         r_bytes = r.to_bytes(32, "big")
         r_ok, s_ok = der_integer(r), der_integer(s)
         cases = {
-            "r is negative": der_signature(b"\x02\x20" + bytes([r_bytes[0] | 0x80]) + r_bytes[1:], s_ok),
+            "r is negative": der_signature(
+                b"\x02\x20" + bytes([r_bytes[0] | 0x80]) + r_bytes[1:], s_ok
+            ),
             "r has a non-minimal encoding": der_signature(non_minimal(r_ok), s_ok),
             "s has a non-minimal encoding": der_signature(r_ok, non_minimal(s_ok)),
             "trailing bytes after the signature": der_signature(r_ok, s_ok, b"\x05\x00"),

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import pytest
-from conftest import load_vectors
 
+from conftest import load_vectors
 from kiungo.errors import ClientError
 from kiungo.protocol import (
     Curve,
@@ -75,7 +75,9 @@ class TestEnvelopeVectors:
         assert kind in EXPECTED_REFUSALS, f"no expectation for the vector kind {kind!r}"
         error, fragment = EXPECTED_REFUSALS[kind]
         with pytest.raises(error) as caught:
-            open_envelope(case["envelope"].encode("utf-8"), _public(case["signer"]), case["content_type"])
+            open_envelope(
+                case["envelope"].encode("utf-8"), _public(case["signer"]), case["content_type"]
+            )
         assert fragment in caught.value.message
         assert caught.value.code.startswith("client.")
 
