@@ -11,10 +11,11 @@ measures in one run:
           bytes and signature (secp256k1: ``coincurve.PublicKey.verify`` with kiungo's low-S
           signature; P-256: ``cryptography`` ``verify``).
 
-The machine is shared and noisy, so every measurement is split into ``--rounds`` rounds;
-within a round all cases run back to back in a shuffled order, and the result is the
-median over rounds. The overhead of a row is the median over rounds of the paired ratio
-envelope/bare - 1 (both measured seconds apart in the same round). Goal: <= 15 %.
+The machine is shared and noisy, so every measurement is split into ``--rounds`` rounds.
+In a round the rows come in a shuffled order, and each row times envelope and bare as
+A B B A, back to back, so that a change of load in between hits both alike. µs/op are
+medians over all batches; the overhead of a row is the median over rounds of the paired
+ratio envelope/bare - 1 of its round. Goal: <= 15 %.
 """
 
 from __future__ import annotations
@@ -150,34 +151,45 @@ def _calibrate(fn: Callable[[], object], seconds: float) -> int:
 
 
 def measure(seconds: float, rounds: int, seed: int = 1) -> list[Row]:
+    """Per round and row, time envelope and bare as A B B A, so load drift hits both."""
     rng = random.Random(seed)
-    cases = {
-        (curve.value, op, variant): fn
+    rows_cases = {
+        (curve.value, op): (cases[(op, "envelope")], cases[(op, "bare")])
         for curve in (Curve.SECP256K1, Curve.P256)
-        for (op, variant), fn in _cases(curve).items()
+        for cases in [_cases(curve)]
+        for op in ("sign", "verify")
     }
-    batch = {name: _calibrate(fn, seconds / rounds) for name, fn in cases.items()}
-    samples: dict[tuple[str, str, str], list[float]] = {name: [] for name in cases}
-    order = list(cases)
+    # Each of the 2 x rounds batches of a case lasts seconds / (2 * rounds).
+    batch = {
+        row: (_calibrate(env, seconds / (2 * rounds)), _calibrate(bare, seconds / (2 * rounds)))
+        for row, (env, bare) in rows_cases.items()
+    }
+    env_t: dict[tuple[str, str], list[float]] = {row: [] for row in rows_cases}
+    bare_t: dict[tuple[str, str], list[float]] = {row: [] for row in rows_cases}
+    ratios: dict[tuple[str, str], list[float]] = {row: [] for row in rows_cases}
+    order = list(rows_cases)
     for _ in range(rounds):
         rng.shuffle(order)
-        for name in order:
-            samples[name].append(_time(cases[name], batch[name]))
-    rows = []
-    for curve in (Curve.SECP256K1, Curve.P256):
-        for op in ("sign", "verify"):
-            env = samples[(curve.value, op, "envelope")]
-            bare = samples[(curve.value, op, "bare")]
-            rows.append(
-                Row(
-                    curve=curve.value,
-                    operation=op,
-                    envelope_us=statistics.median(env) * 1e6,
-                    bare_us=statistics.median(bare) * 1e6,
-                    overhead=statistics.median(e / b - 1 for e, b in zip(env, bare, strict=True)),
-                )
-            )
-    return rows
+        for row in order:
+            env, bare = rows_cases[row]
+            n_env, n_bare = batch[row]
+            e1 = _time(env, n_env)
+            b1 = _time(bare, n_bare)
+            b2 = _time(bare, n_bare)
+            e2 = _time(env, n_env)
+            env_t[row] += [e1, e2]
+            bare_t[row] += [b1, b2]
+            ratios[row].append((e1 + e2) / (b1 + b2) - 1)
+    return [
+        Row(
+            curve=curve,
+            operation=op,
+            envelope_us=statistics.median(env_t[(curve, op)]) * 1e6,
+            bare_us=statistics.median(bare_t[(curve, op)]) * 1e6,
+            overhead=statistics.median(ratios[(curve, op)]),
+        )
+        for curve, op in rows_cases
+    ]
 
 
 def machine() -> dict[str, object]:

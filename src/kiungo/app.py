@@ -107,7 +107,6 @@ class Bus:
         self.asgi = EngineApp(
             engine=self.engine,
             token_endpoint=self.token_endpoint,
-            signer=self.signer,
             max_body=settings.max_body_bytes,
             health=self.readiness,
             metrics=self.metrics,

@@ -157,7 +157,8 @@ def _key_material(option: str, value: str) -> tuple[str | bytes, bool]:
 def _not_a_key(option: str, value: str, from_file: bool, exc: InvalidKey) -> CliError:
     if from_file:
         return CliError(f"{option}: {value}: {exc.message}")
-    if not value.lstrip().startswith("-----") and ("/" in value[:1] or "." in value):
+    # Key text is PEM or long base64 (never a "."): anything else was meant as a file name.
+    if not value.lstrip().startswith("-----") and ("." in value or len(value) < 100):
         return CliError(f"{option}: {value!r} is neither a file nor a key ({exc.message})")
     return CliError(f"{option}: {exc.message}")
 
@@ -351,6 +352,137 @@ def payload_decrypt(
     except KiungoError as exc:
         raise Refused(exc) from None
     _write_stdout(plaintext)
+
+
+# --- the bus ------------------------------------------------------------------------------
+
+registry_app = typer.Typer(help="Operate the bus's registry and accounts.", no_args_is_help=True)
+log_app = typer.Typer(help="Read the message log.", no_args_is_help=True)
+app.add_typer(registry_app, name="registry")
+app.add_typer(log_app, name="log")
+
+DataOption = Annotated[
+    Path | None, typer.Option("--data", help="Data directory (default: KIUNGO_DATA_DIR or var).")
+]
+
+
+def _settings(**options: Any) -> Any:
+    """Settings from the environment, with the command's options exported over them so
+    that worker processes (which read the environment) see the same values."""
+    from kiungo.config import Settings
+
+    for name, value in options.items():
+        if value is not None:
+            os.environ[f"KIUNGO_{name.upper()}"] = str(value)
+    return Settings()
+
+
+def _run(coro: Any) -> Any:
+    import asyncio
+
+    try:
+        import uvloop
+
+        return uvloop.run(coro)
+    except ImportError:  # pragma: no cover - uvloop is a dependency on Linux
+        return asyncio.run(coro)
+
+
+@app.command("serve")
+def serve(
+    host: Annotated[str | None, typer.Option(help="Address to listen on.")] = None,
+    port: Annotated[int | None, typer.Option(help="Port to listen on.")] = None,
+    workers: Annotated[int, typer.Option(min=1, help="Engine processes (PostgreSQL).")] = 1,
+    data: DataOption = None,
+    database_url: Annotated[
+        str | None, typer.Option(help="SQLAlchemy URL (default: SQLite in the data directory).")
+    ] = None,
+) -> None:
+    """Run the bus (token endpoint, engine, operator API)."""
+    from kiungo.app import serve as serve_bus
+
+    settings = _settings(host=host, port=port, data_dir=data, database_url=database_url)
+    serve_bus(settings, workers=workers)
+
+
+@app.command("demo")
+def demo(
+    port: Annotated[
+        int, typer.Option(help="Port of the bus; demo providers use the next ones.")
+    ] = 8080,
+    host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
+    data: Annotated[Path, typer.Option("--data", help="Data directory.")] = Path("var"),
+) -> None:
+    """Run the bus with the demo world (SQLite, demo institutions and providers)."""
+    from kiungo.demo.run import serve_demo
+
+    _run(serve_demo(data, host, port))
+
+
+@keys_app.command("show-bus")
+def keys_show_bus(data: DataOption = None) -> None:
+    """Print the bus public key (base64 DER) that institutions configure."""
+    settings = _settings(data_dir=data)
+    path = settings.data_dir / "keys" / "bus.key"
+    if not path.exists():
+        raise CliError(f"no bus key in {settings.data_dir}: start the bus once to create it")
+    typer.echo(load_private_key(path.read_bytes()).public_key.b64)
+
+
+@registry_app.command("create-operator")
+def registry_create_operator(
+    username: Annotated[str, typer.Option(help="The operator's login name.")],
+    role: Annotated[str, typer.Option(help="admin, operator or viewer.")] = "operator",
+    data: DataOption = None,
+) -> None:
+    """Create an operator account (asks for the password)."""
+    from kiungo.app import Bus
+
+    password = typer.prompt("Password", hide_input=True, confirmation_prompt=True)
+
+    async def create() -> None:
+        bus = Bus(_settings(data_dir=data))
+        await bus.start()
+        try:
+            await bus.operators.create("cli", username, password, role)
+        finally:
+            await bus.stop()
+
+    _run(create())
+    _notes().print(f"operator {username} ({role}) created")
+
+
+@log_app.command("recent")
+def log_recent(
+    limit: Annotated[int, typer.Option(min=1, max=1000, help="How many exchanges.")] = 20,
+    system: Annotated[str | None, typer.Option(help="Only exchanges of this system.")] = None,
+    data: DataOption = None,
+) -> None:
+    """List the most recent exchanges through the bus."""
+    from rich.table import Table
+
+    from kiungo.db import make_engine, sessionmaker
+    from kiungo.ledger.log import DatabaseExchangeLog
+
+    settings = _settings(data_dir=data)
+
+    async def read() -> list[dict[str, Any]]:
+        db = make_engine(settings.effective_database_url)
+        try:
+            return await DatabaseExchangeLog(sessionmaker(db)).recent(limit, system)
+        finally:
+            await db.dispose()
+
+    rows = _run(read())
+    table = Table("time", "request id", "kind", "consumer", "code", "provider", "status", "µs")
+    for r in rows:
+        table.add_row(
+            str(r["at"])[:23], r["request_id"], r["kind"], r["consumer_system"] or "-",
+            r["code"] or "-", r["provider_system"] or "-",
+            f"{r['http_status']}{'' if r['success'] else ' ' + (r['error_code'] or 'failed')}",
+            str(r["latency_us"]),
+        )  # fmt: skip
+    Console(highlight=False).print(table)
 
 
 # --- misc --------------------------------------------------------------------------------

@@ -24,7 +24,7 @@ import pytest
 from hypothesis import Phase, given, settings
 from hypothesis import strategies as st
 
-from conftest import PEERS
+from tests.conftest import PEERS
 from kiungo.protocol import (
     Curve,
     DecryptionFailed,

@@ -26,11 +26,12 @@ from tests.services import postgres_database
 NIN = {"nin": "19900101-11111-00001-23"}
 
 
-def _wait_ready(url: str, proc: subprocess.Popen[bytes], deadline: float = 60) -> None:
+def _wait_ready(url: str, proc: subprocess.Popen[bytes], log: Path, deadline: float = 60) -> None:
     end = time.monotonic() + deadline
     while time.monotonic() < end:
         if proc.poll() is not None:
-            raise AssertionError(f"kiungo serve exited with {proc.returncode}")
+            output = log.read_text(errors="replace")[-3000:]
+            raise AssertionError(f"kiungo serve exited with {proc.returncode}:\n{output}")
         try:
             if httpx.get(url + "/readyz", timeout=1).status_code == 200:
                 return
@@ -45,6 +46,7 @@ class Cluster:
         # Reloads are far apart, so only NOTIFY can spread a change quickly.
         self.main = RunningBus(tmp, database_url=database_url, registry_reload_seconds=30)
         self.procs: list[subprocess.Popen[bytes]] = []
+        self.logs: list[Path] = []
         self.urls: list[str] = []
         allow = ",".join(self.main.demo.settings.provider_allowlist)
         for _ in range(2):
@@ -58,11 +60,14 @@ class Cluster:
             }
             cmd = [sys.executable, "-m", "kiungo.cli", "serve", "--host", "127.0.0.1",
                    "--port", str(port)]  # fmt: skip
-            proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+            log = tmp / f"serve-{port}.log"
+            with log.open("wb") as out:  # the child keeps its own descriptor
+                proc = subprocess.Popen(cmd, env=env, stdout=out, stderr=subprocess.STDOUT)
             self.procs.append(proc)
+            self.logs.append(log)
             self.urls.append(f"http://127.0.0.1:{port}")
-        for url, proc in zip(self.urls, self.procs, strict=True):
-            _wait_ready(url, proc)
+        for url, proc, log in zip(self.urls, self.procs, self.logs, strict=True):
+            _wait_ready(url, proc, log)
 
     def close(self) -> None:
         for proc in self.procs:

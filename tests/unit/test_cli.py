@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from conftest import load_vectors
+from tests.conftest import load_vectors
 from kiungo import __version__
 from kiungo.cli import app
 from kiungo.protocol import (
@@ -47,9 +47,7 @@ EXPECTED_REFUSAL = {
 def run(*args: str | Path, input: bytes | str | None = None):
     result = CliRunner().invoke(app, [str(a) for a in args], input=input)
     assert "Traceback" not in result.output
-    assert not isinstance(result.exception, Exception) or isinstance(
-        result.exception, SystemExit
-    ), result.exception
+    assert not isinstance(result.exception, Exception), result.exception  # only SystemExit
     return result
 
 
@@ -249,11 +247,12 @@ class TestBadInput:
     @pytest.mark.parametrize(
         ("key", "expected"),
         [
-            ("bm90IGEga2V5", "error: --key: private key could not be parsed"),
+            ("bm90IGEga2V5" * 12, "error: --key: private key could not be parsed"),
             ("-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----", "error: --key: "),
             ("keys/missing.key", "error: --key: 'keys/missing.key' is neither a file nor a key"),
+            ("keys/private", "error: --key: 'keys/private' is neither a file nor a key"),
         ],
-        ids=["base64_garbage", "pem_garbage", "missing_file"],
+        ids=["base64_garbage", "pem_garbage", "missing_file", "missing_file_without_dot"],
     )
     def test_bad_private_key_is_one_error_line(self, key: str, expected: str):
         """A key that is neither a readable file nor key text gives one `error:` line, exit 2."""

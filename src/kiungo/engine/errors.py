@@ -34,11 +34,6 @@ class NotGranted(ClientError):
     status = 403
 
 
-class SystemDisabled(ClientError):
-    code = "client.system_disabled"
-    status = 403
-
-
 class RateLimited(ClientError):
     code = "client.rate_limited"
     status = 429
@@ -47,6 +42,11 @@ class RateLimited(ClientError):
 class NotFoundPath(ClientError):
     code = "client.no_such_endpoint"
     status = 404
+
+
+class MethodNotAllowed(ClientError):
+    code = "client.method_not_allowed"
+    status = 405
 
 
 class ProviderUnavailable(ServerError):

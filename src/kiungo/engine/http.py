@@ -14,11 +14,11 @@ from typing import Any
 import orjson
 
 from kiungo.auth.endpoint import TOKEN_PATH, TokenEndpoint
-from kiungo.engine.errors import NotFoundPath
+from kiungo.engine.errors import MethodNotAllowed
 from kiungo.engine.metrics import EngineMetrics
-from kiungo.engine.pipeline import CONTENT_TYPES, Engine
-from kiungo.keystore import Signer
-from kiungo.protocol import detect_format
+from kiungo.engine.pipeline import Engine
+from kiungo.errors import KiungoError
+from kiungo.protocol import EnvelopeTooLarge
 
 log = logging.getLogger("kiungo.http")
 
@@ -30,12 +30,9 @@ ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 ENGINE_ROUTES = {
     "/engine/esb/request": "request",
     "/engine/esb/nida-request": "nida",
-}
-# Served by the delivery work (push and asynchronous answers); refused clearly until then.
-PLANNED_ROUTES = {
-    "/engine/esb/push-request": "push requests",
-    "/engine/esb/async": "asynchronous answers",
-    "/engine/esb/async-response": "asynchronous answers",
+    "/engine/esb/push-request": "push",
+    "/engine/esb/async": "async",
+    "/engine/esb/async-response": "async",
 }
 _JSON = [(b"content-type", b"application/json")]
 _NO_STORE = [(b"cache-control", b"no-store"), (b"pragma", b"no-cache")]
@@ -86,7 +83,6 @@ class EngineApp:
         *,
         engine: Engine,
         token_endpoint: TokenEndpoint,
-        signer: Signer,
         max_body: int,
         health: Callable[[], Awaitable[tuple[int, dict[str, Any]]]],
         metrics: EngineMetrics,
@@ -94,7 +90,6 @@ class EngineApp:
     ) -> None:
         self.engine = engine
         self.token_endpoint = token_endpoint
-        self.signer = signer
         self.max_body = max_body
         self.health = health
         self.metrics = metrics
@@ -105,8 +100,8 @@ class EngineApp:
             return await self.fallback(scope, receive, send)
         path = scope["path"]
         kind = ENGINE_ROUTES.get(path)
-        if kind is not None or path in PLANNED_ROUTES:
-            return await self._engine(scope, receive, send, kind, path)
+        if kind is not None:
+            return await self._engine(scope, receive, send, kind)
         if path == TOKEN_PATH:
             return await self._token(scope, receive, send)
         if path == "/healthz":
@@ -119,36 +114,32 @@ class EngineApp:
             return await respond(send, 200, body, [(b"content-type", content_type.encode())])
         return await self.fallback(scope, receive, send)
 
-    async def _engine(
-        self, scope: Scope, receive: Receive, send: Send, kind: str | None, path: str
-    ) -> None:
+    async def _engine(self, scope: Scope, receive: Receive, send: Send, kind: str) -> None:
         content_type = _header(scope, b"content-type") or ""
-        fmt = detect_format(b"", content_type)
-        headers = [(b"content-type", CONTENT_TYPES[fmt].encode())]
+        refusal: KiungoError | None = None
+        body = b""
         if scope["method"] != "POST":
-            failure = self.signer.failure(f"{path} accepts POST only", fmt)
-            return await respond(send, 405, failure, [*headers, (b"allow", b"POST")])
-        try:
-            body = await read_body(receive, self.max_body)
-        except TooLarge:
-            failure = self.signer.failure(
-                f"request body is larger than the limit of {self.max_body} bytes", fmt
-            )
-            return await respond(send, 413, failure, headers)
-        except ConnectionError:
-            return None
-        if kind is None:
-            error = NotFoundPath(f"{PLANNED_ROUTES[path]} are not enabled on this bus yet")
-            return await respond(
-                send, error.status, self.signer.failure(error.message, fmt), headers
-            )
+            refusal = MethodNotAllowed(f"{scope['path']} accepts POST only")
+        else:
+            try:
+                body = await read_body(receive, self.max_body)
+            except TooLarge:
+                refusal = EnvelopeTooLarge(
+                    f"request body is larger than the limit of {self.max_body} bytes"
+                )
+            except ConnectionError:
+                return
         started = time.perf_counter()
-        status, answer, answer_type = await self.engine.handle(
-            kind, body, content_type, _header(scope, b"authorization")
+        status, answer, answer_type, error = await self.engine.handle(
+            kind, body, content_type, _header(scope, b"authorization"), refusal=refusal
         )
         self.metrics.exchange(kind, status, time.perf_counter() - started)
-        await respond(send, status, answer, [(b"content-type", answer_type.encode())])
-        return None
+        headers = [(b"content-type", answer_type.encode())]
+        if error is not None:
+            headers.append((b"x-kiungo-error", error.encode()))
+        if status == 405:
+            headers.append((b"allow", b"POST"))
+        await respond(send, status, answer, headers)
 
     async def _token(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["method"] != "POST":

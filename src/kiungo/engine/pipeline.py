@@ -20,6 +20,7 @@ from typing import Any
 from kiungo.auth.tokens import InvalidToken, TokenService
 from kiungo.engine.errors import (
     CodeDisabled,
+    NotFoundPath,
     NotGranted,
     ProviderBadAnswer,
     ProviderBadSignature,
@@ -45,6 +46,10 @@ from kiungo.protocol import (
 from kiungo.registry.snapshot import ApiEntry, RegistryCache, Snapshot, SystemEntry
 
 log = logging.getLogger("kiungo.engine")
+
+FLOW_KINDS = frozenset({"request", "nida"})
+# Served by the delivery work (push and asynchronous answers); refused clearly until then.
+PLANNED_KINDS = {"push": "push requests", "async": "asynchronous answers"}
 
 CONTENT_TYPES = {
     Format.JSON: "application/json; charset=utf-8",
@@ -119,8 +124,23 @@ class Engine:
         )
 
     async def handle(
-        self, kind: str, body: bytes, content_type: str, authorization: str | None
-    ) -> tuple[int, bytes, str]:
+        self,
+        kind: str,
+        body: bytes,
+        content_type: str,
+        authorization: str | None,
+        *,
+        refusal: KiungoError | None = None,
+    ) -> tuple[int, bytes, str, str | None]:
+        """Run one exchange; (status, answer, content type, error code or None).
+
+        ``refusal`` is an error found before the flow could start (a body too large, a
+        wrong method): it is answered and logged like any other failure.
+        """
+        if refusal is None and kind not in FLOW_KINDS:
+            refusal = NotFoundPath(
+                f"{PLANNED_KINDS.get(kind, kind)} are not enabled on this bus yet"
+            )
         x = Exchange(
             kind=kind,
             body=body,
@@ -133,6 +153,8 @@ class Engine:
             fmt=detect_format(body, content_type),
         )
         try:
+            if refusal is not None:
+                raise refusal
             for step in self.flow:
                 pending = step(x)
                 if pending is not None:
@@ -143,7 +165,7 @@ class Engine:
             log.exception("exchange %s failed unexpectedly", x.request_id)
             self.fail(x, ServerError("the bus could not complete this request"))
         await self.record(x)  # 9
-        return x.status, x.response, CONTENT_TYPES[x.fmt]
+        return x.status, x.response, CONTENT_TYPES[x.fmt], x.error.code if x.error else None
 
     def fail(self, x: Exchange, exc: KiungoError) -> None:
         x.error, x.status, x.success = exc, exc.status, False
@@ -205,13 +227,13 @@ class Engine:
             f"s:{x.consumer.id}", self.system_rate
         ):
             raise RateLimited(
-                f"rate limit of {self.system_rate:g} requests per second "
+                f"rate limit of {self.system_rate:g} per second "
                 f"for system {x.consumer.code} exceeded"
             )
         rate = self.api_rate if x.api.rate_limit is None else x.api.rate_limit
         if rate and not await self.limiter.allow(f"a:{x.api.id}", rate):
             raise RateLimited(
-                f"rate limit of {rate:g} requests per second for API code {x.api.code} exceeded"
+                f"rate limit of {rate:g} per second for API code {x.api.code} exceeded"
             )
 
     # 6, 7 ----------------------------------------------------------------------------------
@@ -243,6 +265,11 @@ class Engine:
             raise ProviderBadSignature(
                 f"provider {who} answer is not signed with its registered key"
             ) from None
+        if not 200 <= status < 300:
+            # e.g. a provider that refused the bus's own signature: not the consumer's fault.
+            message = envelope.data.get("message")
+            detail = f": {message}" if isinstance(message, str) else ""
+            raise ProviderBadAnswer(f"provider {who} answered HTTP {status}{detail}")
         x.answer = envelope
 
     # 8 -------------------------------------------------------------------------------------

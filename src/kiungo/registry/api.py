@@ -19,7 +19,7 @@ import logging
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
-from typing import TYPE_CHECKING, Annotated, Any, ClassVar
+from typing import TYPE_CHECKING, Annotated, Any, ClassVar, Protocol
 
 import orjson
 from fastapi import APIRouter, Depends, FastAPI, Path, Query, Request, Response, Security
@@ -43,7 +43,9 @@ from kiungo.protocol import Format
 from kiungo.registry.models import ApiMode, Category, GrantStatus, Role, Status
 
 if TYPE_CHECKING:
-    from kiungo.app import Bus
+    from kiungo.auth.operators import OperatorAccounts
+    from kiungo.ledger.log import ExchangeLog
+    from kiungo.registry.service import RegistryService
 
 log = logging.getLogger("kiungo.api")
 
@@ -57,6 +59,14 @@ Scope = dict[str, Any]
 Receive = Callable[[], Awaitable[dict[str, Any]]]
 Send = Callable[[dict[str, Any]], Awaitable[None]]
 ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
+
+
+class Bus(Protocol):
+    """What the operator API needs of the bus (``kiungo.app.Bus`` provides it)."""
+
+    registry: RegistryService
+    operators: OperatorAccounts
+    exchange_log: ExchangeLog
 
 
 # --- field types ---------------------------------------------------------------------------
@@ -365,7 +375,7 @@ class ExchangeOut(BaseModel):
     response_bytes: int
 
 
-# --- errors and the two ASGI guards -----------------------------------------------------------
+# --- errors and the ASGI guards (crash, authentication, body size) ----------------------------
 
 
 def _error_body(code: str, message: str, **extra: Any) -> dict[str, Any]:
@@ -504,7 +514,7 @@ async def _validation_error(_: Request, exc: Exception) -> JSONResponse:
         if error.get("type") == "json_invalid":
             where, what = "body", "body is not valid JSON"
         elif where == "body" and error.get("type") in _NOT_AN_OBJECT:
-            what = "body must be a JSON object"
+            what = "body must be a JSON object (Content-Type: application/json)"
         details.append({"field": where, "problem": what})
     message = "; ".join(f"{d['field']}: {d['problem']}" for d in details) or "invalid request"
     return JSONResponse(

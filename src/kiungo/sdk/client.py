@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import ssl
 import threading
 import time
 from collections.abc import Callable, Generator, Mapping
@@ -170,7 +171,7 @@ class Flow:
 
     def exchange(self, path: str, data: Mapping[str, Any], fmt: Format | str) -> FlowOf[Answer]:
         """Sign ``data`` now (a body that cannot be encoded fails here), send it later."""
-        fmt = Format(fmt)
+        fmt = Format(fmt.lower())
         envelope = build_envelope(data, self._key, fmt, root=REQUEST_ROOT)
         return self._send(f"{self.engine_url}/{path}", envelope, fmt)
 
@@ -236,7 +237,8 @@ def _code(api_code: str) -> str:
 
 
 def _succeeded(data: Mapping[str, Any]) -> bool:
-    return data.get("success") in (True, "true")  # XML carries "true" as text
+    success = data.get("success")
+    return success is True or success == "true"  # XML carries "true" as text
 
 
 def _message(data: Mapping[str, Any], status: int) -> str:
@@ -333,9 +335,10 @@ class Client:
 
     ``private_key`` is the system's key (``PrivateKey``, base64 PKCS#8 DER or PEM);
     ``bus_public_key`` the bus's (base64 DER or PEM): every answer must verify with it.
-    ``user_id`` is the default person for :meth:`nida_request`. ``transport`` and
-    ``verify`` are passed to httpx (a custom transport; a CA bundle for TLS). ``clock``
-    (monotonic seconds) decides when the cached token is renewed.
+    ``user_id`` is the default person for :meth:`nida_request`. ``timeout`` (seconds),
+    ``transport`` and ``verify`` are passed to httpx (``verify``: an ``ssl.SSLContext``
+    holding the bus's CA, or ``False``). ``limits`` bound what is accepted from the bus.
+    ``clock`` (monotonic seconds) decides when the cached token is renewed.
     """
 
     def __init__(
@@ -350,7 +353,7 @@ class Client:
         user_id: str | None = None,
         timeout: float | httpx.Timeout = DEFAULT_TIMEOUT,
         transport: httpx.BaseTransport | None = None,
-        verify: Any = True,
+        verify: ssl.SSLContext | bool = True,
         limits: Limits | None = None,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
@@ -450,7 +453,7 @@ class AsyncClient:
         user_id: str | None = None,
         timeout: float | httpx.Timeout = DEFAULT_TIMEOUT,
         transport: httpx.AsyncBaseTransport | None = None,
-        verify: Any = True,
+        verify: ssl.SSLContext | bool = True,
         limits: Limits | None = None,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:

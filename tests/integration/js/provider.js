@@ -96,5 +96,5 @@ const server = http.createServer((req, res) => {
 server.listen(config.port, '127.0.0.1', () => {
     process.stdout.write(`listening ${server.address().port}\n`);
 });
-process.stdin.on('end', () => server.close(() => process.exit(0)));
+process.stdin.on('end', () => process.exit(0));
 process.stdin.resume();

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from conftest import load_vectors
+from tests.conftest import load_vectors
 from kiungo.errors import ClientError
 from kiungo.protocol import (
     Curve,
