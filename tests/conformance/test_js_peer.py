@@ -23,8 +23,8 @@ import orjson
 import pytest
 from hypothesis import Phase, given, settings
 from hypothesis import strategies as st
-
 from tests.conftest import PEERS
+
 from kiungo.protocol import (
     Curve,
     DecryptionFailed,

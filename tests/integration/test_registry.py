@@ -12,6 +12,7 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from sqlalchemy import select, text
+from tests.services import postgres_database
 
 from kiungo.db import make_engine, migrate, sessionmaker
 from kiungo.protocol import InvalidKey, generate_private_key
@@ -21,7 +22,6 @@ from kiungo.registry.errors import Conflict, EndpointNotAllowed, InvalidInput, N
 from kiungo.registry.models import System
 from kiungo.registry.service import RegistryService
 from kiungo.registry.snapshot import RegistryCache
-from tests.services import postgres_database
 
 PEPPER = b"p" * 32
 ALLOW = ["127.0.0.1:9100-9199", "*.go.tz"]
@@ -56,7 +56,7 @@ class World:
             "op", code="MOH", name_en="Health", name_sw="Afya", category="ministry"
         )
         provider_key, consumer_key = generate_private_key(), generate_private_key()
-        _, provider_secret = await s.create_system(
+        await s.create_system(
             "op",
             code="NIDA-IDS",
             institution="NIDA",

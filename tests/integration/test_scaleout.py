@@ -18,10 +18,10 @@ from typing import Any
 
 import httpx
 import pytest
-
-from kiungo import protocol as P
 from tests.integration.conftest import RunningBus, free_port
 from tests.services import postgres_database
+
+from kiungo import protocol as P
 
 NIN = {"nin": "19900101-11111-00001-23"}
 
@@ -147,6 +147,7 @@ def test_a_revoked_grant_takes_effect_in_every_process(cluster: Cluster) -> None
     for url in cluster.urls:
         wait_for_status(url, creds, tok, 403)
     status, data = call(cluster.urls[0], creds, tok)
+    assert status == 403
     assert data["message"] == "Access to API code NIDA-VERIFY is not granted"
 
 
@@ -177,3 +178,38 @@ def test_killing_one_process_leaves_the_others_answering(cluster: Cluster) -> No
         status, data = call(cluster.urls[1], creds, tok)
         assert status == 200 and data["success"] is True
     assert call(cluster.main.url, creds, tok)[0] == 200
+
+
+def _workers(pid: int) -> list[int]:
+    """The worker processes uvicorn spawned (not multiprocessing's resource tracker)."""
+    path = Path(f"/proc/{pid}/task/{pid}/children")
+    children = [int(p) for p in path.read_text().split()] if path.exists() else []
+    return [c for c in children if b"spawn_main" in Path(f"/proc/{c}/cmdline").read_bytes()]
+
+
+def test_serve_with_workers_survives_a_killed_worker(cluster: Cluster, tmp_path: Path) -> None:
+    """`kiungo serve --workers 2` keeps answering after one worker is killed with SIGKILL."""
+    port = free_port()
+    env = {
+        **os.environ,
+        "KIUNGO_DATA_DIR": str(tmp_path),
+        "KIUNGO_DATABASE_URL": cluster.main.demo.settings.database_url,
+        "KIUNGO_PROVIDER_ALLOWLIST": ",".join(cluster.main.demo.settings.provider_allowlist),
+    }
+    log = tmp_path / "workers.log"
+    with log.open("wb") as out:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "kiungo.cli", "serve", "--workers", "2", "--port", str(port)],
+            env=env, stdout=out, stderr=subprocess.STDOUT,
+        )  # fmt: skip
+    cluster.procs.append(proc)  # stopped with the cluster
+    url = f"http://127.0.0.1:{port}"
+    _wait_ready(url, proc, log)
+    workers = _workers(proc.pid)
+    assert len(workers) == 2, workers
+    creds = cluster.main.system("MOH-HMIS")
+    tok = token(url, creds)
+    os.kill(workers[0], signal.SIGKILL)
+    for _ in range(10):
+        status, data = call(url, creds, tok)
+        assert status == 200 and data["success"] is True

@@ -9,9 +9,9 @@ import sys
 from pathlib import Path
 
 import pytest
+from tests.conftest import load_vectors
 from typer.testing import CliRunner
 
-from tests.conftest import load_vectors
 from kiungo import __version__
 from kiungo.cli import app
 from kiungo.protocol import (

@@ -184,7 +184,7 @@ class Flow:
         if (
             response.status_code == 401
             and not _succeeded(answer)
-            and refusal_code(401, _message(answer, 401)) == "client.invalid_token"
+            and _error_code(response, answer) == "client.invalid_token"
         ):
             # The token stopped working (expired early, revoked, bus restarted): the bus
             # refuses a token before anything else, so sending the same envelope is safe.
@@ -193,7 +193,7 @@ class Flow:
             token = yield from self.fetch_token()
             response = yield self._engine_request(url, envelope, fmt, token)
             answer = self._open(response)
-        return _result(answer, response.status_code)
+        return _result(answer, response.status_code, _error_code(response, answer))
 
     def _engine_request(self, url: str, envelope: bytes, fmt: Format, token: str) -> httpx.Request:
         return httpx.Request(
@@ -252,10 +252,20 @@ def _text(value: Any) -> str | None:
     return value if isinstance(value, str) else None
 
 
-def _result(data: Mapping[str, Any], status: int) -> Answer:
+def _error_code(response: httpx.Response, data: Mapping[str, Any]) -> str | None:
+    """The bus's error code: its X-Kiungo-Error header (kiungo buses), else read off the
+    signed status and message (other GovESB buses)."""
+    if _succeeded(data) or response.status_code == 200:
+        return None
+    return response.headers.get("x-kiungo-error") or refusal_code(
+        response.status_code, _message(data, response.status_code)
+    )
+
+
+def _result(data: Mapping[str, Any], status: int, code: str | None = None) -> Answer:
     request_id = _text(data.get("requestId"))
     if not _succeeded(data):
-        raise refusal(_message(data, status), status=status, request_id=request_id)
+        raise refusal(_message(data, status), status=status, request_id=request_id, code=code)
     return Answer(
         success=True,
         body=data.get("esbBody"),

@@ -186,9 +186,11 @@ def refusal_code(status: int, message: str) -> str | None:
     return _BY_STATUS.get(status)
 
 
-def refusal(message: str, *, status: int, request_id: str | None) -> RequestRefused:
+def refusal(
+    message: str, *, status: int, request_id: str | None, code: str | None = None
+) -> RequestRefused:
     """The most precise :class:`RequestRefused` for a verified ``success: false``."""
-    code = refusal_code(status, message)
+    code = code or refusal_code(status, message)
     if status == 200:
         cls: type[RequestRefused] = ProviderRefused
     else:

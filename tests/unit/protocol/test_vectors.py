@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import pytest
-
 from tests.conftest import load_vectors
+
 from kiungo.errors import ClientError
 from kiungo.protocol import (
     Curve,
