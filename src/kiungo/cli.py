@@ -474,14 +474,27 @@ def log_recent(
             await db.dispose()
 
     rows = _run(read())
-    table = Table("time", "request id", "kind", "consumer", "code", "provider", "status", "µs")
-    for r in rows:
-        table.add_row(
-            str(r["at"])[:23], r["request_id"], r["kind"], r["consumer_system"] or "-",
-            r["code"] or "-", r["provider_system"] or "-",
+    header = ("time", "request id", "kind", "consumer", "code", "provider", "status", "µs")
+    lines = [
+        (
+            str(r["at"])[:23],
+            r["request_id"],
+            r["kind"],
+            r["consumer_system"] or "-",
+            r["code"] or "-",
+            r["provider_system"] or "-",
             f"{r['http_status']}{'' if r['success'] else ' ' + (r['error_code'] or 'failed')}",
             str(r["latency_us"]),
-        )  # fmt: skip
+        )
+        for r in rows
+    ]
+    if not sys.stdout.isatty():  # piped: whole values, tab-separated, for scripts
+        for line in (header, *lines):
+            typer.echo("\t".join(line))
+        return
+    table = Table(*header)
+    for line in lines:
+        table.add_row(*line)
     Console(highlight=False).print(table)
 
 
