@@ -98,20 +98,21 @@ class Demo:
         if self.credentials_path.exists():
             credentials = json.loads(self.credentials_path.read_text(encoding="utf-8"))
             await self._repoint_providers()
+            # The same world on another port: the connectors' URLs move along.
+            for system in credentials["systems"]:
+                system.update(self._bus_options())
+            self._write(credentials)
             return credentials
         seeded = await world.seed(
             self.bus.registry, {spec.code: self.provider_url(spec.code) for spec in PROVIDERS}
         )
-        esb_key = self.bus.signer.public_key.b64
         credentials = {
             "systems": [
                 {
                     "clientId": s.client_id,
                     "clientSecret": s.client_secret,
                     "clientPrivateKey": s.private_key_b64,
-                    "esbPublicKey": esb_key,
-                    "esbTokenUrl": self.settings.token_url,
-                    "esbEngineUrl": self.settings.engine_url,
+                    **self._bus_options(),
                     "systemCode": s.spec.code,
                     "institution": s.spec.institution,
                     "apiCodes": s.api_codes,
@@ -120,11 +121,22 @@ class Demo:
                 for s in seeded
             ]
         }
+        self._write(credentials)
+        return credentials
+
+    def _bus_options(self) -> dict[str, str]:
+        return {
+            "esbPublicKey": self.bus.signer.public_key.b64,
+            "esbTokenUrl": self.settings.token_url,
+            "esbEngineUrl": self.settings.engine_url,
+        }
+
+    def _write(self, credentials: dict[str, Any]) -> None:
+        """credentials.json holds private keys and secrets: readable by its owner only."""
         self.credentials_path.parent.mkdir(parents=True, exist_ok=True)
         fd = os.open(self.credentials_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         with os.fdopen(fd, "w", encoding="utf-8") as f:
             json.dump(credentials, f, indent=2, ensure_ascii=False)
-        return credentials
 
     async def _repoint_providers(self) -> None:
         """A demo restarted on other ports: move the demo APIs' endpoints along."""
@@ -149,34 +161,35 @@ class Demo:
 
 def next_steps(demo: Demo, credentials: dict[str, Any]) -> str:
     consumer = next(s for s in credentials["systems"] if s["systemCode"] == "MOH-HMIS")
-    path = demo.credentials_path
+    path = demo.credentials_path.resolve()
+    settings = demo.settings
     return f"""
-kiungo demo bus: {demo.settings.effective_public_url}
-  token URL   {demo.settings.token_url}
-  engine URL  {demo.settings.engine_url}
+kiungo demo bus: {settings.effective_public_url}
+  token URL   {settings.token_url}
+  engine URL  {settings.engine_url}
   bus public key (kiungo keys show-bus): {demo.bus.signer.public_key.b64}
   credentials of the demo systems: {path}
+  APIs MOH-HMIS (Ministry of Health) may call: {", ".join(consumer["apiCodes"])}
 
-Make a signed request as MOH-HMIS (Ministry of Health) with the kiungo SDK:
+A signed request as MOH-HMIS with the kiungo SDK (from this folder):
 
-  .venv/bin/python - <<'EOF'
-  import json
-  from kiungo.sdk import Client
-  creds = next(s for s in json.load(open("{path}"))["systems"] if s["systemCode"] == "MOH-HMIS")
-  with Client.from_credentials(creds) as bus:
-      print(bus.request("NIDA-VERIFY", {{"nin": "19900101-11111-00001-23"}}).body)
-  EOF
+.venv/bin/python -c '
+import json
+from kiungo.sdk import Client
+creds = next(s for s in json.load(open("{path}"))["systems"] if s["systemCode"] == "MOH-HMIS")
+with Client.from_credentials(creds) as bus:
+    print(bus.request("NIDA-VERIFY", {{"nin": "19900101-11111-00001-23"}}).body)'
 
-The same with the JavaScript connector (npm install govesb-connector-js):
+The same with the JavaScript connector (`make setup` installed it under peers/):
 
-  node -e '
-  const {{ GovEsbHelper }} = require("govesb-connector-js");
-  const creds = require("{path}").systems.find(s => s.systemCode === "MOH-HMIS");
-  new GovEsbHelper(creds)
-    .requestData("NIDA-VERIFY", JSON.stringify({{ nin: "19900101-11111-00001-23" }}), "json")
-    .then(console.log);'
+cd peers && node -e '
+const {{ GovEsbHelper }} = require("govesb-connector-js");
+const creds = require("{path}").systems.find(s => s.systemCode === "MOH-HMIS");
+new GovEsbHelper(creds)
+  .requestData("NIDA-VERIFY", JSON.stringify({{ nin: "19900101-11111-00001-23" }}), "json")
+  .then(console.log);'
 
-APIs MOH-HMIS may call: {", ".join(consumer["apiCodes"])}. Press Ctrl-C to stop.
+Press Ctrl-C to stop.
 """
 
 
