@@ -23,7 +23,12 @@ _FRAME = re.compile(r"^(?P<func>.*) \((?P<file>[^()]*?)(?::(?P<line>\d+))?\)$")
 
 # (component, path prefixes), checked in order; the first match names the component.
 COMPONENTS: tuple[tuple[str, tuple[str, ...]], ...] = (
-    ("ECDSA libraries (coincurve, cryptography)", ("coincurve/", "cryptography/")),
+    # kiungo/protocol/keys.py: PublicKey.verify and PrivateKey.sign call libsecp256k1 or
+    # OpenSSL directly, so nearly all their own time is the ECDSA operation itself.
+    (
+        "ECDSA (coincurve, cryptography, kiungo's key wrappers)",
+        ("coincurve/", "cryptography/", "kiungo/protocol/keys.py"),
+    ),
     (
         "kiungo protocol core (envelopes, JSON, signature encoding)",
         ("kiungo/protocol/", "orjson"),

@@ -335,7 +335,7 @@ def profile(pid: int, seconds: float, out: Path, load: dict[str, Any]) -> dict[s
     try:
         time.sleep(1)
         spy = [str(BIN / "py-spy"), "record", "--pid", str(pid), "--format", "raw", "--function"]
-        spy += ["--rate", "250", "--nonblocking", "--duration", f"{seconds:g}"]
+        spy += ["--rate", "250", "--nonblocking", "--duration", str(max(1, round(seconds)))]
         spy += ["--output", str(out)]
         subprocess.run(spy, check=True, capture_output=True)
     finally:
@@ -424,12 +424,11 @@ def run_curve(curve_name: str, args: argparse.Namespace) -> dict[str, Any]:
             "KIUNGO_SYSTEM_RATE_LIMIT": "0",
             "KIUNGO_API_RATE_LIMIT": "0",
         }
-        bus = procs.start(
-            "bus",
-            [str(BIN / "kiungo"), "serve", "--host", "127.0.0.1", "--port", str(bus_port)],
-            cpu=args.bus_cpu,
-            env=env,
-        )
+        serve = ["serve", "--host", "127.0.0.1", "--port", str(bus_port)]
+        launcher = [str(BIN / "kiungo")]
+        if args.variant != "stock":  # a diagnostic change, made in memory (variant.py)
+            launcher = [str(BIN / "python"), str(HERE / "variant.py"), args.variant]
+        bus = procs.start("bus", [*launcher, *serve], cpu=args.bus_cpu, env=env)
         conf = tmp / "nginx.conf"
         conf.write_text(
             (HERE / "nginx.conf.template")
@@ -516,7 +515,8 @@ def run_curve(curve_name: str, args: argparse.Namespace) -> dict[str, Any]:
         if args.profile_seconds > 0:
             OUT.mkdir(parents=True, exist_ok=True)
             for name, seconds in (("bus", args.profile_seconds), ("token", args.profile_seconds / 2)):
-                raw = OUT / f"exchange-profile-{curve_name}-{name}.txt"
+                tag = "" if args.variant == "stock" else f"-{args.variant}"
+                raw = OUT / f"exchange-profile-{curve_name}-{name}{tag}.txt"
                 profiles[name] = profile(
                     bus.pid, seconds, raw,
                     {**targets[name], "cpu": args.load_cpu, "connections": args.connections},
@@ -526,6 +526,7 @@ def run_curve(curve_name: str, args: argparse.Namespace) -> dict[str, Any]:
         counts = exchange_log_counts(data_dir / "kiungo.db")
         return {
             "curve": curve_name,
+            "variant": args.variant,
             "limit_per_cpu_s": LIMITS[curve_name],
             "request_bytes": len(body),
             "repeats": repeats,
@@ -666,6 +667,12 @@ def main() -> None:
     parser.add_argument("--bus-cpu", type=int, default=0, help="core of the bus and nginx")
     parser.add_argument("--load-cpu", type=int, default=1, help="core of provider and load")
     parser.add_argument("--keep", action="store_true", help="keep the temporary directory")
+    parser.add_argument(
+        "--variant",
+        default="stock",
+        help="diagnostic variant of the bus (variant.py: stock, nolog, switch, noproxyheaders; "
+        "join with +)",
+    )
     args = parser.parse_args()
     for tool in ("wrk", "taskset"):
         if shutil.which(tool) is None:
@@ -689,7 +696,8 @@ def main() -> None:
         "seconds": round(time.time() - started, 1),
     }
     OUT.mkdir(parents=True, exist_ok=True)
-    path = OUT / f"exchange-{time.strftime('%Y%m%d-%H%M%S')}.json"
+    tag = "" if args.variant == "stock" else f"-{args.variant}"
+    path = OUT / f"exchange-{time.strftime('%Y%m%d-%H%M%S')}{tag}.json"
     path.write_text(json.dumps(document, indent=2))
     print(report(results))
     for r in results:

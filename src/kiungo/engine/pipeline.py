@@ -33,6 +33,7 @@ from kiungo.errors import KiungoError, ServerError
 from kiungo.keystore import Signer
 from kiungo.ledger.log import ExchangeLog, ExchangeRecord
 from kiungo.protocol import (
+    CONTENT_TYPES,
     REQUEST_ROOT,
     Envelope,
     Format,
@@ -50,11 +51,6 @@ log = logging.getLogger("kiungo.engine")
 FLOW_KINDS = frozenset({"request", "nida"})
 # Served by the delivery work (push and asynchronous answers); refused clearly until then.
 PLANNED_KINDS = {"push": "push requests", "async": "asynchronous answers"}
-
-CONTENT_TYPES = {
-    Format.JSON: "application/json; charset=utf-8",
-    Format.XML: "application/xml; charset=utf-8",
-}
 
 
 def new_request_id() -> str:

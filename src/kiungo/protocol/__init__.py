@@ -5,6 +5,7 @@ engine, the SDK and the CLI share one implementation.
 """
 
 from kiungo.protocol.envelope import (
+    CONTENT_TYPES,
     DEFAULT_LIMITS,
     REQUEST_ROOT,
     RESPONSE_ROOT,
@@ -45,6 +46,7 @@ from kiungo.protocol.signatures import decode_signature, sign, verify, verify_an
 from kiungo.protocol.xmlform import RawXML
 
 __all__ = [
+    "CONTENT_TYPES",
     "DEFAULT_LIMITS",
     "REQUEST_ROOT",
     "RESPONSE_ROOT",

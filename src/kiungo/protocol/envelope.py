@@ -42,6 +42,11 @@ class Format(StrEnum):
 
 REQUEST_ROOT = "esbrequest"
 RESPONSE_ROOT = "esbresponse"
+# What the JavaScript connector sends, and what kiungo answers with.
+CONTENT_TYPES = {
+    Format.JSON: "application/json; charset=utf-8",
+    Format.XML: "application/xml; charset=utf-8",
+}
 
 
 @dataclass(frozen=True, slots=True)

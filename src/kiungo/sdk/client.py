@@ -29,6 +29,7 @@ import httpx
 
 from kiungo.errors import KiungoError
 from kiungo.protocol import (
+    CONTENT_TYPES,
     REQUEST_ROOT,
     RESPONSE_ROOT,
     Format,
@@ -58,10 +59,6 @@ REFRESH_MARGIN = 60.0  # seconds before expiry a cached token is replaced
 DEFAULT_EXPIRES_IN = 3600.0  # when the token endpoint does not say (as the connectors assume)
 DEFAULT_TIMEOUT = 30.0
 
-_CONTENT_TYPES = {
-    Format.JSON: "application/json; charset=utf-8",
-    Format.XML: "application/xml; charset=utf-8",
-}
 _CREDENTIAL_KEYS = (
     "clientId",
     "clientSecret",
@@ -200,7 +197,7 @@ class Flow:
             "POST",
             url,
             content=envelope,
-            headers={"Authorization": f"Bearer {token}", "Content-Type": _CONTENT_TYPES[fmt]},
+            headers={"Authorization": f"Bearer {token}", "Content-Type": CONTENT_TYPES[fmt]},
         )
 
     def _open(self, response: httpx.Response) -> Mapping[str, Any]:
@@ -340,16 +337,8 @@ def _credential_options(creds: Mapping[str, Any]) -> dict[str, Any]:
     return options
 
 
-class Client:
-    """A GovESB consumer for synchronous code (threads may share one client).
-
-    ``private_key`` is the system's key (``PrivateKey``, base64 PKCS#8 DER or PEM);
-    ``bus_public_key`` the bus's (base64 DER or PEM): every answer must verify with it.
-    ``user_id`` is the default person for :meth:`nida_request`. ``timeout`` (seconds),
-    ``transport`` and ``verify`` are passed to httpx (``verify``: an ``ssl.SSLContext``
-    holding the bus's CA, or ``False``). ``limits`` bound what is accepted from the bus.
-    ``clock`` (monotonic seconds) decides when the cached token is renewed.
-    """
+class _ClientBase:
+    """What the sync and async clients share: the flow, the options, the credentials."""
 
     def __init__(
         self,
@@ -362,7 +351,7 @@ class Client:
         *,
         user_id: str | None = None,
         timeout: float | httpx.Timeout = DEFAULT_TIMEOUT,
-        transport: httpx.BaseTransport | None = None,
+        transport: Any = None,
         verify: ssl.SSLContext | bool = True,
         limits: Limits | None = None,
         clock: Callable[[], float] = time.monotonic,
@@ -378,8 +367,10 @@ class Client:
             clock=clock,
         )
         self.user_id = user_id
-        self._token_lock = threading.Lock()
-        self._http = httpx.Client(timeout=timeout, transport=transport, verify=verify)
+        self._open_http(timeout=timeout, transport=transport, verify=verify)
+
+    def _open_http(self, **options: Any) -> None:
+        raise NotImplementedError
 
     @classmethod
     def from_credentials(cls, credentials: Mapping[str, Any], **options: Any) -> Self:
@@ -396,6 +387,25 @@ class Client:
     def token_fetches(self) -> int:
         """How many times this client has asked the token endpoint for a token."""
         return self._flow.token_fetches
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} {self.client_id} {self._flow.engine_url}>"
+
+
+class Client(_ClientBase):
+    """A GovESB consumer for synchronous code (threads may share one client).
+
+    ``private_key`` is the system's key (``PrivateKey``, base64 PKCS#8 DER or PEM);
+    ``bus_public_key`` the bus's (base64 DER or PEM): every answer must verify with it.
+    ``user_id`` is the default person for :meth:`nida_request`. ``timeout`` (seconds),
+    ``transport`` and ``verify`` are passed to httpx (``verify``: an ``ssl.SSLContext``
+    holding the bus's CA, or ``False``). ``limits`` bound what is accepted from the bus.
+    ``clock`` (monotonic seconds) decides when the cached token is renewed.
+    """
+
+    def _open_http(self, **options: Any) -> None:
+        self._token_lock = threading.Lock()
+        self._http = httpx.Client(**options)
 
     def request(self, api_code: str, body: Any, *, format: Format | str = "json") -> Answer:
         """Call ``api_code`` with ``body`` (JSON value; for XML a mapping of elements or text)."""
@@ -444,56 +454,13 @@ class Client:
     def __exit__(self, *exc_info: object) -> None:
         self.close()
 
-    def __repr__(self) -> str:
-        return f"<Client {self.client_id} {self._flow.engine_url}>"
 
-
-class AsyncClient:
+class AsyncClient(_ClientBase):
     """A GovESB consumer for asyncio code; the same options as :class:`Client`."""
 
-    def __init__(
-        self,
-        client_id: str,
-        client_secret: str,
-        private_key: PrivateKey | str | bytes,
-        bus_public_key: PublicKey | str | bytes,
-        token_url: str,
-        engine_url: str,
-        *,
-        user_id: str | None = None,
-        timeout: float | httpx.Timeout = DEFAULT_TIMEOUT,
-        transport: httpx.AsyncBaseTransport | None = None,
-        verify: ssl.SSLContext | bool = True,
-        limits: Limits | None = None,
-        clock: Callable[[], float] = time.monotonic,
-    ) -> None:
-        self._flow = Flow(
-            client_id=client_id,
-            client_secret=client_secret,
-            private_key=private_key,
-            bus_public_key=bus_public_key,
-            token_url=token_url,
-            engine_url=engine_url,
-            limits=limits,
-            clock=clock,
-        )
-        self.user_id = user_id
+    def _open_http(self, **options: Any) -> None:
         self._token_lock = asyncio.Lock()
-        self._http = httpx.AsyncClient(timeout=timeout, transport=transport, verify=verify)
-
-    @classmethod
-    def from_credentials(cls, credentials: Mapping[str, Any], **options: Any) -> Self:
-        """An async client from one system object of a credentials.json."""
-        return cls(**_credential_options(credentials), **options)
-
-    @property
-    def client_id(self) -> str:
-        return self._flow.client_id
-
-    @property
-    def token_fetches(self) -> int:
-        """How many times this client has asked the token endpoint for a token."""
-        return self._flow.token_fetches
+        self._http = httpx.AsyncClient(**options)
 
     async def request(self, api_code: str, body: Any, *, format: Format | str = "json") -> Answer:
         """Call ``api_code`` with ``body`` (JSON value; for XML a mapping of elements or text)."""
@@ -541,6 +508,3 @@ class AsyncClient:
 
     async def __aexit__(self, *exc_info: object) -> None:
         await self.aclose()
-
-    def __repr__(self) -> str:
-        return f"<AsyncClient {self.client_id} {self._flow.engine_url}>"

@@ -26,6 +26,7 @@ from starlette.routing import Route
 
 from kiungo.errors import KiungoError
 from kiungo.protocol import (
+    CONTENT_TYPES,
     Envelope,
     Format,
     Limits,
@@ -39,11 +40,6 @@ from kiungo.protocol import (
 )
 
 log = logging.getLogger("kiungo.sdk.provider")
-
-_CONTENT_TYPES = {
-    Format.JSON: "application/json; charset=utf-8",
-    Format.XML: "application/xml; charset=utf-8",
-}
 
 
 @dataclass(frozen=True, slots=True)
@@ -142,7 +138,7 @@ def provider_app(
         try:
             forwarded = provider.open(body, content_type)
         except KiungoError as exc:
-            return Response(provider.failure(fmt, exc.message), 401, media_type=_CONTENT_TYPES[fmt])
+            return Response(provider.failure(fmt, exc.message), 401, media_type=CONTENT_TYPES[fmt])
         try:
             result = handler(forwarded)
             if inspect.isawaitable(result):
@@ -153,7 +149,7 @@ def provider_app(
         except Exception:
             log.exception("provider handler failed for request %s", forwarded.request_id)
             answer = provider.failure(forwarded, "the provider could not process the request")
-        return Response(answer, 200, media_type=_CONTENT_TYPES[forwarded.format])
+        return Response(answer, 200, media_type=CONTENT_TYPES[forwarded.format])
 
     handlers = handler if isinstance(handler, Mapping) else {path: handler}
     return Starlette(
