@@ -25,3 +25,9 @@ lint: setup
 
 bench-protocol: setup
 	$(BIN)/python bench/protocol.py
+
+# The exchange benchmark (bench/RESULTS.md): wrk, nginx and py-spy come from its own setup.
+.PHONY: bench-exchange
+bench-exchange: setup
+	@bench/exchange/setup.sh
+	$(BIN)/python bench/exchange/run.py

@@ -5,8 +5,8 @@ server slows the load and hides its own queueing ("coordinated omission"). Here 
 ``i`` is due at ``start + i / rate``; it goes out on an idle keep-alive connection, or waits
 for one, and its latency is measured from the time it was *due*, so any wait (in the
 server or for a free connection) counts. The latency from the actual send and the
-generator's own lateness (due -> sent; uvloop timers tick in milliseconds) are reported
-beside it.
+generator's own lateness (due -> sent) are reported beside it. Requests are released by
+a timerfd (microseconds), not by the event loop's millisecond timers.
 
 Usage::
 
@@ -21,8 +21,11 @@ from __future__ import annotations
 import argparse
 import asyncio
 import collections
+import contextlib
+import ctypes
 import json
 import math
+import os
 import sys
 import time
 from pathlib import Path
@@ -121,6 +124,59 @@ class Connection(asyncio.Protocol):
         self.run.failed(self)
 
 
+class PreciseTimer:
+    """A timerfd armed at absolute CLOCK_MONOTONIC times (the clock of perf_counter).
+
+    The event loop's own timers tick in milliseconds, so requests would leave up to 1 ms
+    late; a timerfd wakes the loop's epoll within microseconds. Python 3.11 has no
+    ``os.timerfd_create``, so libc is called through ctypes.
+    """
+
+    CLOCK_MONOTONIC = 1
+    TFD_NONBLOCK = 0o4000
+    TFD_CLOEXEC = 0o2000000
+    TFD_TIMER_ABSTIME = 1
+
+    class _Itimerspec(ctypes.Structure):
+        _fields_ = (("it_interval", ctypes.c_long * 2), ("it_value", ctypes.c_long * 2))
+
+    def __init__(self, libc: ctypes.CDLL, fd: int) -> None:
+        self.libc = libc
+        self.fd = fd
+
+    @classmethod
+    def create(cls) -> PreciseTimer | None:
+        if (
+            not sys.platform.startswith("linux")
+            or time.get_clock_info("perf_counter").implementation
+            != "clock_gettime(CLOCK_MONOTONIC)"
+        ):
+            return None
+        try:
+            libc = ctypes.CDLL(None, use_errno=True)
+            fd = libc.timerfd_create(cls.CLOCK_MONOTONIC, cls.TFD_NONBLOCK | cls.TFD_CLOEXEC)
+        except (OSError, AttributeError):
+            return None
+        return cls(libc, fd) if fd >= 0 else None
+
+    def arm(self, at: float) -> None:
+        sec = int(at)
+        spec = self._Itimerspec()
+        spec.it_value[0], spec.it_value[1] = sec, max(1, int((at - sec) * 1e9))
+        if self.libc.timerfd_settime(self.fd, self.TFD_TIMER_ABSTIME, ctypes.byref(spec), None):
+            raise OSError(ctypes.get_errno(), "timerfd_settime failed")
+
+    def consume(self) -> bool:
+        try:
+            os.read(self.fd, 8)
+        except BlockingIOError:
+            return False
+        return True
+
+    def close(self) -> None:
+        os.close(self.fd)
+
+
 def build_request(url: str, body: bytes, headers: list[str]) -> tuple[str, int, bytes]:
     parts = urlsplit(url)
     host, port = parts.hostname or "127.0.0.1", parts.port or 80
@@ -144,21 +200,45 @@ async def drive(args: argparse.Namespace) -> dict[str, object]:
         _, conn = await loop.create_connection(lambda: Connection(run), host, port)
         run.idle.append(conn)
     run.start = time.perf_counter() + 0.05
-    i = 0
-    while i < count:
+    timer = PreciseTimer.create()
+    next_index = 0
+
+    def fire() -> float | None:
+        """Send every request that is due; the due time of the next one, or None."""
+        nonlocal next_index
         now = time.perf_counter()
-        while i < count and run.due(i) <= now:
+        while next_index < count and run.due(next_index) <= now:
             if run.idle:
-                run.send(run.idle.popleft(), i)
+                run.send(run.idle.popleft(), next_index)
             else:
-                run.backlog.append(i)
-            i += 1
-        if i < count:
-            await asyncio.sleep(max(0.0, run.due(i) - time.perf_counter()))
-    try:
+                run.backlog.append(next_index)
+            next_index += 1
+        return run.due(next_index) if next_index < count else None
+
+    if timer is not None:
+        all_sent = asyncio.Event()
+
+        def on_timer() -> None:
+            if not timer.consume():
+                return
+            due = fire()
+            if due is None:
+                loop.remove_reader(timer.fd)
+                all_sent.set()
+            else:
+                timer.arm(due)
+
+        loop.add_reader(timer.fd, on_timer)
+        timer.arm(run.start)
+        await all_sent.wait()
+        timer.close()
+    else:  # no timerfd: the loop's millisecond timers
+        due = run.start
+        while due is not None:
+            await asyncio.sleep(max(0.0, due - time.perf_counter()))
+            due = fire()
+    with contextlib.suppress(TimeoutError):
         await asyncio.wait_for(run.all_done.wait(), timeout=args.timeout)
-    except TimeoutError:
-        pass
     for conn in list(run.idle):
         if conn.transport is not None:
             conn.transport.close()

@@ -69,6 +69,7 @@ ROOT = HERE.parents[1]
 BIN = ROOT / ".venv" / "bin"
 OUT = ROOT / "bench" / "out"
 CLK_TCK = os.sysconf("SC_CLK_TCK")
+NONBLOCKING = ["--nonblocking"] if os.environ.get("BENCH_NONBLOCKING") else []
 
 API_CODE = "BENCH-VERIFY"
 # PERF.md: the limit for one signed exchange, per bus CPU-second.
@@ -79,7 +80,10 @@ GOALS = {
     "rss_mb": 200.0,
     "tokens_per_cpu_s": 5000.0,
 }
-REQUEST_BODY = {"nin": "19900101-11111-00001-23", "sababu": "Uthibitisho wa mgonjwa / Patient check"}
+REQUEST_BODY = {
+    "nin": "19900101-11111-00001-23",
+    "sababu": "Uthibitisho wa mgonjwa / Patient check",
+}
 LIBRARIES = (
     "kiungo",
     "uvicorn",
@@ -179,6 +183,20 @@ def cpu_seconds(pid: int) -> float:
     return total / CLK_TCK
 
 
+def thread_cpu_seconds(pid: int) -> tuple[float, float]:
+    """(main thread, all other threads) utime + stime of one process, in seconds."""
+    main = others = 0
+    for task in Path(f"/proc/{pid}/task").glob("*"):
+        with contextlib.suppress(OSError):
+            fields = (task / "stat").read_text().rsplit(")", 1)[1].split()
+            ticks = int(fields[11]) + int(fields[12])
+            if int(task.name) == pid:
+                main += ticks
+            else:
+                others += ticks
+    return main / CLK_TCK, others / CLK_TCK
+
+
 def memory_mb(pid: int) -> dict[str, float]:
     out = {}
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
@@ -213,7 +231,11 @@ async def seed(data_dir: Path, curve: Curve, bus_port: int, provider_port: int) 
     await bus.start()
     try:
         reg = bus.registry
-        for code, name in (("NIDA", "National Identification Authority"), ("MOH", "Ministry of Health")):
+        institutions = (
+            ("NIDA", "National Identification Authority"),
+            ("MOH", "Ministry of Health"),
+        )
+        for code, name in institutions:
             await reg.create_institution(
                 "bench", code=code, name_en=name, name_sw=name, category="authority"
             )
@@ -289,9 +311,11 @@ def measured_wrk(server_pid: int, others: dict[str, int], **kwargs: Any) -> dict
     """wrk against a server; rates per second and per CPU-second of ``server_pid``."""
     load_before = loadavg()
     before = cpu_seconds(server_pid)
+    threads_before = thread_cpu_seconds(server_pid)
     other_before = {k: cpu_seconds(p) for k, p in others.items()}
     result = wrk(**kwargs)
     cpu = cpu_seconds(server_pid) - before
+    threads = [a - b for a, b in zip(thread_cpu_seconds(server_pid), threads_before, strict=True)]
     n, seconds = result["requests"], result["duration_us"] / 1e6
     errors = sum(result["errors"].values())
     return {
@@ -302,6 +326,8 @@ def measured_wrk(server_pid: int, others: dict[str, int], **kwargs: Any) -> dict
         "server_cpu_share": round(cpu / seconds, 3),
         "per_cpu_s": round(n / cpu, 1) if cpu > 0 else None,
         "us_per_request": round(cpu / n * 1e6, 1) if n else None,
+        "main_thread_us_per_request": round(threads[0] / n * 1e6, 1) if n else None,
+        "other_threads_us_per_request": round(threads[1] / n * 1e6, 1) if n else None,
         "others_us_per_request": {
             k: round((cpu_seconds(p) - other_before[k]) / n * 1e6, 1) if n else None
             for k, p in others.items()
@@ -331,16 +357,29 @@ def profile(pid: int, seconds: float, out: Path, load: dict[str, Any]) -> dict[s
     }
     cmd = ["taskset", "-c", str(load["cpu"]), "wrk", "-t1", f"-c{load['connections']}"]
     cmd += [f"-d{seconds + 3:g}s", "-s", str(HERE / "request.lua"), load["url"]]
-    loader = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, start_new_session=True)
+    cpu_before = cpu_seconds(pid)
+    threads_before = thread_cpu_seconds(pid)
+    loader = subprocess.Popen(
+        cmd, env=env, stdout=subprocess.PIPE, text=True, start_new_session=True
+    )
     try:
         time.sleep(1)
-        spy = [str(BIN / "py-spy"), "record", "--pid", str(pid), "--format", "raw", "--function"]
-        spy += ["--rate", "250", "--nonblocking", "--duration", str(max(1, round(seconds)))]
+        spy = [str(BIN / "py-spy"), "record", "--pid", str(pid), "--format", "raw"]
+        spy += ["--rate", "250", *NONBLOCKING, "--duration", str(max(1, round(seconds)))]
         spy += ["--output", str(out)]
         subprocess.run(spy, check=True, capture_output=True)
     finally:
-        loader.wait(timeout=seconds + 30)
-    return hotpath.summarize(out)
+        output, _ = loader.communicate(timeout=seconds + 30)
+    summary = hotpath.summarize(out)
+    cpu = cpu_seconds(pid) - cpu_before
+    threads = [a - b for a, b in zip(thread_cpu_seconds(pid), threads_before, strict=True)]
+    for line in output.splitlines():
+        if line.startswith("BENCH_RESULT ") and (n := json.loads(line[13:])["requests"]):
+            summary["requests"] = n
+            summary["us_per_request"] = round(cpu / n * 1e6, 1)
+            summary["main_thread_us_per_request"] = round(threads[0] / n * 1e6, 1)
+            summary["other_threads_us_per_request"] = round(threads[1] / n * 1e6, 1)
+    return summary
 
 
 # --- one curve -----------------------------------------------------------------------------
@@ -439,9 +478,10 @@ def run_curve(curve_name: str, args: argparse.Namespace) -> dict[str, Any]:
         )
         nginx_bin = shutil.which("nginx") or "/usr/sbin/nginx"
         nginx = procs.start(
-            "nginx", [nginx_bin, "-p", str(tmp), "-e", str(tmp / "nginx-error.log"), "-c", str(conf)],
+            "nginx",
+            [nginx_bin, "-p", str(tmp), "-e", str(tmp / "nginx-error.log"), "-c", str(conf)],
             cpu=args.bus_cpu,
-        )  # fmt: skip
+        )
         wait_port(provider_port, provider, "provider")
         wait_port(nginx_port, nginx, "nginx")
         wait_port(bus_port, bus, "the bus")
@@ -463,21 +503,24 @@ def run_curve(curve_name: str, args: argparse.Namespace) -> dict[str, Any]:
 
         common = {"seconds": args.seconds, "connections": args.connections, "cpu": args.load_cpu}
         targets = {
-            "bus": dict(
-                url=bus_url + "/engine/esb/request",
-                body_file=body_file,
-                content_type="application/json",
-                auth=f"Bearer {token}",
-            ),
-            "nginx": dict(
-                url=nginx_url, body_file=body_file, content_type="application/json", auth=""
-            ),
-            "token": dict(
-                url=bus_url + "/gw/govesb-uaa/oauth/token",
-                body_file=form_file,
-                content_type="application/x-www-form-urlencoded",
-                auth=f"Basic {basic}",
-            ),
+            "bus": {
+                "url": bus_url + "/engine/esb/request",
+                "body_file": body_file,
+                "content_type": "application/json",
+                "auth": f"Bearer {token}",
+            },
+            "nginx": {
+                "url": nginx_url,
+                "body_file": body_file,
+                "content_type": "application/json",
+                "auth": "",
+            },
+            "token": {
+                "url": bus_url + "/gw/govesb-uaa/oauth/token",
+                "body_file": form_file,
+                "content_type": "application/x-www-form-urlencoded",
+                "auth": f"Basic {basic}",
+            },
         }
         servers = {"bus": bus.pid, "nginx": nginx.pid, "token": bus.pid}
         for name, target in targets.items():  # warm-up: connections, caches, JIT-free warmth
@@ -495,7 +538,8 @@ def run_curve(curve_name: str, args: argparse.Namespace) -> dict[str, Any]:
                     f"{rep[name]['per_cpu_s']:.0f} per CPU-s, errors {rep[name]['errors']}, "
                     f"load {rep[name]['loadavg']}"
                 )
-            rep["direct_1k"] = openloop(direct_url, body_file, ["Content-Type: application/json"], args)
+            json_type = "Content-Type: application/json"
+            rep["direct_1k"] = openloop(direct_url, body_file, [json_type], args)
             rep["bus_1k"] = openloop(
                 bus_url + "/engine/esb/request",
                 body_file,
@@ -503,7 +547,7 @@ def run_curve(curve_name: str, args: argparse.Namespace) -> dict[str, Any]:
                 args,
             )
             d, b = rep["direct_1k"]["latency_from_due_us"], rep["bus_1k"]["latency_from_due_us"]
-            rep["added_us"] = {"p50": round(b["p50"] - d["p50"], 1), "p99": round(b["p99"] - d["p99"], 1)}
+            rep["added_us"] = {p: round(b[p] - d[p], 1) for p in ("p50", "p99")}
             log(
                 f"{curve_name} #{i + 1} open loop {args.rate:g}/s: direct p50/p99 "
                 f"{d['p50']:.0f}/{d['p99']:.0f} µs, bus {b['p50']:.0f}/{b['p99']:.0f} µs, "
@@ -514,7 +558,8 @@ def run_curve(curve_name: str, args: argparse.Namespace) -> dict[str, Any]:
         profiles = {}
         if args.profile_seconds > 0:
             OUT.mkdir(parents=True, exist_ok=True)
-            for name, seconds in (("bus", args.profile_seconds), ("token", args.profile_seconds / 2)):
+            durations = {"bus": args.profile_seconds, "token": args.profile_seconds / 2}
+            for name, seconds in durations.items():
                 tag = "" if args.variant == "stock" else f"-{args.variant}"
                 raw = OUT / f"exchange-profile-{curve_name}-{name}{tag}.txt"
                 profiles[name] = profile(
@@ -561,6 +606,9 @@ def summarize(curve: str, repeats: list[dict[str, Any]]) -> dict[str, Any]:
         "bus_per_s": med("bus.per_s"),
         "bus_per_cpu_s": med("bus.per_cpu_s"),
         "bus_us_per_exchange": med("bus.us_per_request"),
+        "bus_main_thread_us": med("bus.main_thread_us_per_request"),
+        "bus_other_threads_us": med("bus.other_threads_us_per_request"),
+        "token_us": med("token.us_per_request"),
         "bus_cpu_share": med("bus.server_cpu_share"),
         "provider_us_per_exchange": med("bus.others_us_per_request.provider"),
         "bus_wrk_p50_us": med("bus.latency_us.p50"),
@@ -647,7 +695,8 @@ def report(results: list[dict[str, Any]]) -> str:
         lines.append(
             f"| {r['curve']} | {s['direct_p50_us']:.0f} / {s['direct_p99_us']:.0f} | "
             f"{s['bus_1k_p50_us']:.0f} / {s['bus_1k_p99_us']:.0f} | {s['added_p50_us']:.0f} µs | "
-            f"{s['added_p99_us']:.0f} µs ({goal(s['added_p99_us'] <= GOALS['p99_added_ms'] * 1000)}) | "
+            f"{s['added_p99_us']:.0f} µs "
+            f"({goal(s['added_p99_us'] <= GOALS['p99_added_ms'] * 1000)}) | "
             f"{m['VmRSS']:.0f} / {m['VmHWM']:.0f} ({goal(m['VmHWM'] <= GOALS['rss_mb'])}) | "
             f"{s['token_per_s']:,.0f} | {s['token_per_cpu_s']:,.0f} "
             f"({goal(s['token_per_cpu_s'] >= GOALS['tokens_per_cpu_s'])}) |"
@@ -690,7 +739,7 @@ def main() -> None:
     document = {
         "date": time.strftime("%Y-%m-%d %H:%M:%S"),
         "machine": info,
-        "settings": {k: v for k, v in vars(args).items()},
+        "settings": vars(args),
         "goals": GOALS,
         "results": results,
         "seconds": round(time.time() - started, 1),
@@ -702,7 +751,12 @@ def main() -> None:
     print(report(results))
     for r in results:
         for name, prof in r["profiles"].items():
-            print(f"\nProfile ({r['curve']}, {name}):\n{hotpath.markdown(prof)}")
+            table = hotpath.markdown(prof, us_per_request=prof.get("main_thread_us_per_request"))
+            print(
+                f"\nProfile ({r['curve']}, {name}): bus CPU {prof.get('us_per_request')} µs per "
+                f"request, main thread {prof.get('main_thread_us_per_request')}, other threads "
+                f"{prof.get('other_threads_us_per_request')}\n{table}"
+            )
     print(
         f"\nmachine: {info['cpu']}, {info['cores']} cores, Python {info['python']}, "
         f"load {info['loadavg_start']} -> {info['loadavg_end']}; "

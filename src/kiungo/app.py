@@ -89,7 +89,7 @@ class Bus:
             RedisLimiter(settings.redis_url) if settings.redis_url else LocalLimiter()
         )
         self.outbound = Outbound(self.endpoints, max_answer_bytes=settings.max_body_bytes)
-        self.exchange_log = DatabaseExchangeLog(self.sessions, settings.log_batch_max)
+        self.exchange_log = DatabaseExchangeLog(self.db, settings.log_batch_max)
         self.engine = Engine(
             registry=self.cache,
             tokens=self.tokens,

@@ -461,7 +461,7 @@ def log_recent(
     """List the most recent exchanges through the bus."""
     from rich.table import Table
 
-    from kiungo.db import make_engine, sessionmaker
+    from kiungo.db import make_engine
     from kiungo.ledger.log import DatabaseExchangeLog
 
     settings = _settings(data_dir=data)
@@ -469,7 +469,7 @@ def log_recent(
     async def read() -> list[dict[str, Any]]:
         db = make_engine(settings.effective_database_url)
         try:
-            return await DatabaseExchangeLog(sessionmaker(db)).recent(limit, system)
+            return await DatabaseExchangeLog(db).recent(limit, system)
         finally:
             await db.dispose()
 

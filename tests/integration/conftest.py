@@ -5,6 +5,7 @@ services) on free loopback ports, running in its own event loop in a background 
 from __future__ import annotations
 
 import asyncio
+import random
 import socket
 import threading
 from collections.abc import Coroutine, Iterator
@@ -22,6 +23,27 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+def free_port_block(count: int) -> int:
+    """The first of ``count`` consecutive free ports, below the ephemeral range (where
+    outgoing connections would take them)."""
+    rng = random.Random()
+    for _ in range(200):
+        base = rng.randrange(20_000, 32_000)
+        sockets = []
+        try:
+            for port in range(base, base + count):
+                s = socket.socket()
+                sockets.append(s)
+                s.bind(("127.0.0.1", port))
+            return base
+        except OSError:
+            continue
+        finally:
+            for s in sockets:
+                s.close()
+    raise RuntimeError(f"no {count} consecutive free ports found")
 
 
 class RunningBus:

@@ -13,7 +13,7 @@ from pathlib import Path
 import httpx
 
 from kiungo.protocol import load_private_key, load_public_key
-from tests.integration.conftest import RunningBus, free_port
+from tests.integration.conftest import RunningBus, free_port_block
 
 CONNECTOR_OPTIONS = {"clientId", "clientSecret", "clientPrivateKey", "esbPublicKey",
                      "esbTokenUrl", "esbEngineUrl"}  # fmt: skip
@@ -73,7 +73,7 @@ def test_a_restart_on_other_ports_keeps_the_world(tmp_path: Path) -> None:
 
 def test_kiungo_demo_runs_prints_next_steps_and_stops_on_ctrl_c(tmp_path: Path) -> None:
     """`kiungo demo --port N --data DIR` serves, prints what to do next, and stops on SIGINT."""
-    base = free_port()
+    base = free_port_block(3)  # the bus and its two demo providers
     out = tmp_path / "demo.out"
     with out.open("wb") as f:
         proc = subprocess.Popen(

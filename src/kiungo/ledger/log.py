@@ -12,12 +12,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass, fields
 from datetime import datetime
 from typing import Any, Protocol
 
-from sqlalchemy import insert, select
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from kiungo.errors import ServerError
 from kiungo.ledger.models import Exchange
@@ -58,11 +58,15 @@ class ExchangeLog(Protocol):
     async def stop(self) -> None: ...
 
 
-class DatabaseExchangeLog:
-    """Group commit into the ``exchanges`` table."""
+_FIELDS = tuple(f.name for f in fields(ExchangeRecord))
+_INSERT = Exchange.__table__.insert()
 
-    def __init__(self, sessions: async_sessionmaker[AsyncSession], batch_max: int = 256) -> None:
-        self.sessions = sessions
+
+class DatabaseExchangeLog:
+    """Group commit into the ``exchanges`` table (one Core executemany per batch)."""
+
+    def __init__(self, db: AsyncEngine, batch_max: int = 256) -> None:
+        self.db = db
         self.batch_max = batch_max
         self._queue: asyncio.Queue[tuple[ExchangeRecord, asyncio.Future[None]]] | None = None
         self._task: asyncio.Task[None] | None = None
@@ -103,10 +107,10 @@ class DatabaseExchangeLog:
             await self._flush(batch)
 
     async def _flush(self, batch: list[tuple[ExchangeRecord, asyncio.Future[None]]]) -> None:
+        rows = [{name: getattr(r, name) for name in _FIELDS} for r, _ in batch]
         try:
-            async with self.sessions() as session:
-                await session.execute(insert(Exchange), [asdict(r) for r, _ in batch])
-                await session.commit()
+            async with self.db.begin() as conn:
+                await conn.execute(_INSERT, rows)
         except Exception:
             log.exception("could not write %d exchange records", len(batch))
             for _, done in batch:
@@ -118,11 +122,11 @@ class DatabaseExchangeLog:
                 done.set_result(None)
 
     async def recent(self, limit: int = 50, system: str | None = None) -> list[dict[str, Any]]:
-        async with self.sessions() as session:
-            query = select(Exchange).order_by(Exchange.at.desc()).limit(max(1, min(limit, 1000)))
-            if system:
-                query = query.where(
-                    (Exchange.consumer_system == system) | (Exchange.provider_system == system)
-                )
-            rows = (await session.execute(query)).scalars()
-            return [{c.key: getattr(r, c.key) for c in Exchange.__table__.columns} for r in rows]
+        table = Exchange.__table__
+        query = select(table).order_by(table.c.at.desc()).limit(max(1, min(limit, 1000)))
+        if system:
+            query = query.where(
+                (table.c.consumer_system == system) | (table.c.provider_system == system)
+            )
+        async with self.db.connect() as conn:
+            return [dict(row) for row in (await conn.execute(query)).mappings()]
