@@ -11,9 +11,9 @@ import time
 from pathlib import Path
 
 import httpx
+from tests.integration.conftest import RunningBus, free_port_block
 
 from kiungo.protocol import load_private_key, load_public_key
-from tests.integration.conftest import RunningBus, free_port_block
 
 CONNECTOR_OPTIONS = {"clientId", "clientSecret", "clientPrivateKey", "esbPublicKey",
                      "esbTokenUrl", "esbEngineUrl"}  # fmt: skip
