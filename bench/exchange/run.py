@@ -15,7 +15,11 @@ as separate processes, checks a few exchanges end to end, and then, ``--repeats`
    provider directly and then through the bus: added latency = bus - direct at p50, p99.
 
 Then it profiles the bus with py-spy under the same wrk load (and the token endpoint),
-reads the bus's RSS, counts the exchange log, prints a table and writes JSON to bench/out/.
+reads the bus's RSS, counts the exchange log, prints a table and writes JSON to bench/out/
+(the raw profiles too; ``hotpath.py`` summarizes them). py-spy runs in its default mode,
+which pauses the bus for each sample: without pausing (``BENCH_NONBLOCKING=1``) the stacks
+of coroutines often lose their callers. ``--variant`` runs a diagnostic variant of the bus
+(``variant.py``), e.g. without the exchange log, to test what a profile suggests.
 
 Core placement on a 2-core machine: the bus runs alone on ``--bus-cpu`` (0); the provider,
 wrk and the open-loop generator share ``--load-cpu`` (1); nginx gets the bus's core during
@@ -74,6 +78,7 @@ NONBLOCKING = ["--nonblocking"] if os.environ.get("BENCH_NONBLOCKING") else []
 API_CODE = "BENCH-VERIFY"
 # PERF.md: the limit for one signed exchange, per bus CPU-second.
 LIMITS = {"secp256k1": 8300, "p256": 5300}
+PERF_OTHER_US = 25.0  # PERF.md: 120 µs per exchange, of which 95 µs are the four ECDSA ops
 GOALS = {
     "limit_ratio": 0.70,  # of the limit, per bus CPU-second
     "p99_added_ms": 2.0,  # at 1,000 requests per second
@@ -382,6 +387,39 @@ def profile(pid: int, seconds: float, out: Path, load: dict[str, Any]) -> dict[s
     return summary
 
 
+def ecdsa_floor(curve: Curve, data: bytes, cpu: int) -> dict[str, float]:
+    """The four ECDSA operations of one exchange (two signs, two verifies) measured bare with
+    kiungo's keys on the bus's core, before the load: what the limit's 95 µs (secp256k1) or
+    ~175 µs (P-256) are on this machine today."""
+    key = generate_private_key(curve)
+    pub, sig = key.public_key, key.sign(data)
+    affinity = os.sched_getaffinity(0)
+    os.sched_setaffinity(0, {cpu})
+    try:
+        rounds: dict[str, list[float]] = {"sign": [], "verify": []}
+        for _ in range(5):
+            for name, op in (
+                ("sign", lambda: key.sign(data)),
+                ("verify", lambda: pub.verify(sig, data)),
+            ):
+                n, started = 0, time.perf_counter()
+                while n < 50 or time.perf_counter() - started < 0.1:
+                    op()
+                    n += 1
+                rounds[name].append((time.perf_counter() - started) / n * 1e6)
+    finally:
+        os.sched_setaffinity(0, affinity)
+    sign_us, verify_us = statistics.median(rounds["sign"]), statistics.median(rounds["verify"])
+    four = 2 * (sign_us + verify_us)
+    return {
+        "sign_us": round(sign_us, 1),
+        "verify_us": round(verify_us, 1),
+        "four_ops_us": round(four, 1),
+        # PERF.md's limit: ~25 µs beside the four operations (hop floor, token, JSON, log).
+        "limit_here_per_cpu_s": round(1e6 / (four + PERF_OTHER_US)),
+    }
+
+
 # --- one curve -----------------------------------------------------------------------------
 
 
@@ -499,7 +537,11 @@ def run_curve(curve_name: str, args: argparse.Namespace) -> dict[str, Any]:
         form_file.write_bytes(token_form(creds))
         token = check_exchanges(bus_url, nginx_url, creds, body)
         basic = base64.b64encode(f"{creds['client_id']}:{creds['client_secret']}".encode()).decode()
-        log(f"{curve_name}: {len(body)}-byte request verified end to end; loading")
+        ecdsa = ecdsa_floor(curve, body, args.bus_cpu)
+        log(
+            f"{curve_name}: {len(body)}-byte request verified end to end; ECDSA here: sign "
+            f"{ecdsa['sign_us']} µs, verify {ecdsa['verify_us']} µs; loading"
+        )
 
         common = {"seconds": args.seconds, "connections": args.connections, "cpu": args.load_cpu}
         targets = {
@@ -574,8 +616,9 @@ def run_curve(curve_name: str, args: argparse.Namespace) -> dict[str, Any]:
             "variant": args.variant,
             "limit_per_cpu_s": LIMITS[curve_name],
             "request_bytes": len(body),
+            "ecdsa": ecdsa,
             "repeats": repeats,
-            "summary": summarize(curve_name, repeats),
+            "summary": summarize(curve_name, repeats, ecdsa),
             "bus_memory_mb": memory,
             "exchange_log": counts,
             "profiles": profiles,
@@ -592,7 +635,7 @@ def median(values: list[float]) -> float:
     return round(statistics.median(values), 1)
 
 
-def summarize(curve: str, repeats: list[dict[str, Any]]) -> dict[str, Any]:
+def summarize(curve: str, repeats: list[dict[str, Any]], ecdsa: dict[str, float]) -> dict[str, Any]:
     def med(path: str) -> float:
         values = []
         for rep in repeats:
@@ -631,6 +674,7 @@ def summarize(curve: str, repeats: list[dict[str, Any]]) -> dict[str, Any]:
         ),
     }
     s["limit_ratio"] = round(s["bus_per_cpu_s"] / LIMITS[curve], 3)
+    s["limit_here_ratio"] = round(s["bus_per_cpu_s"] / ecdsa["limit_here_per_cpu_s"], 3)
     s["nginx_ratio_per_s"] = round(s["bus_per_s"] / s["nginx_per_s"], 3)
     s["nginx_ratio_per_cpu_s"] = round(s["bus_per_cpu_s"] / s["nginx_per_cpu_s"], 3)
     return s
@@ -683,6 +727,18 @@ def report(results: list[dict[str, Any]]) -> str:
             f"{100 * s['limit_ratio']:.0f} % ({goal(s['limit_ratio'] >= GOALS['limit_ratio'])}) | "
             f"{s['nginx_per_s']:,.0f} | {s['nginx_per_cpu_s']:,.0f} | "
             f"{100 * s['nginx_ratio_per_s']:.0f} % | {100 * s['nginx_ratio_per_cpu_s']:.1f} % |"
+        )
+    lines += [
+        "",
+        "| curve | ECDSA here: sign / verify µs | four operations µs | limit with this ECDSA "
+        "(+25 µs) | bus of that |",
+        "|---|---:|---:|---:|---:|",
+    ]
+    for r in results:
+        e, s = r["ecdsa"], r["summary"]
+        lines.append(
+            f"| {r['curve']} | {e['sign_us']} / {e['verify_us']} | {e['four_ops_us']} | "
+            f"{e['limit_here_per_cpu_s']:,} | {100 * s['limit_here_ratio']:.0f} % |"
         )
     lines += [
         "",

@@ -88,7 +88,11 @@ class Bus:
         self.limiter: Limiter = (
             RedisLimiter(settings.redis_url) if settings.redis_url else LocalLimiter()
         )
-        self.outbound = Outbound(self.endpoints, max_answer_bytes=settings.max_body_bytes)
+        self.outbound = Outbound(
+            self.endpoints,
+            max_answer_bytes=settings.max_body_bytes,
+            client=settings.outbound_client,
+        )
         self.exchange_log = DatabaseExchangeLog(self.db, settings.log_batch_max)
         self.engine = Engine(
             registry=self.cache,

@@ -5,7 +5,7 @@ an optional ``.env`` file, and defaults; checked at startup and passed down from
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Literal
 
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
@@ -38,6 +38,8 @@ class Settings(BaseSettings):
     system_rate_limit: float = Field(500.0, ge=0)
     api_rate_limit: float = Field(1000.0, ge=0)
     default_timeout_ms: int = Field(10_000, ge=50, le=300_000)
+    # The client that carries the hop to providers: kiungo's own pool, or aiohttp.
+    outbound_client: Literal["pool", "aiohttp"] = "pool"
 
     # Hosts, host:port, CIDR networks (optionally :port or :lo-hi) a provider endpoint may
     # point at. Loopback, link-local and the bus's own address are refused unless an entry
