@@ -54,9 +54,10 @@ COMPONENTS: tuple[tuple[str, tuple[str, ...]], ...] = (
         ("kiungo/ledger/", "sqlalchemy/", "aiosqlite/", "sqlite3/", "greenlet/"),
     ),
     (
-        "outbound client (kiungo/engine/outbound, aiohttp)",
+        "outbound client (kiungo/engine/outbound and pool, or aiohttp)",
         (
             "kiungo/engine/outbound.py",
+            "kiungo/engine/pool.py",
             "aiohttp/",
             "yarl/",
             "multidict/",

@@ -35,6 +35,8 @@ import argparse
 import asyncio
 import base64
 import contextlib
+import hashlib
+import importlib
 import importlib.metadata
 import json
 import os
@@ -500,6 +502,7 @@ def run_curve(curve_name: str, args: argparse.Namespace) -> dict[str, Any]:
             "KIUNGO_PROVIDER_ALLOWLIST": f"127.0.0.1:{provider_port}",
             "KIUNGO_SYSTEM_RATE_LIMIT": "0",
             "KIUNGO_API_RATE_LIMIT": "0",
+            **dict(item.split("=", 1) for item in args.env),
         }
         serve = ["serve", "--host", "127.0.0.1", "--port", str(bus_port)]
         launcher = [str(BIN / "kiungo")]
@@ -602,7 +605,7 @@ def run_curve(curve_name: str, args: argparse.Namespace) -> dict[str, Any]:
             OUT.mkdir(parents=True, exist_ok=True)
             durations = {"bus": args.profile_seconds, "token": args.profile_seconds / 2}
             for name, seconds in durations.items():
-                tag = "" if args.variant == "stock" else f"-{args.variant}"
+                tag = run_tag(args)
                 raw = OUT / f"exchange-profile-{curve_name}-{name}{tag}.txt"
                 profiles[name] = profile(
                     bus.pid, seconds, raw,
@@ -614,6 +617,7 @@ def run_curve(curve_name: str, args: argparse.Namespace) -> dict[str, Any]:
         return {
             "curve": curve_name,
             "variant": args.variant,
+            "bus_env": args.env,
             "limit_per_cpu_s": LIMITS[curve_name],
             "request_bytes": len(body),
             "ecdsa": ecdsa,
@@ -760,7 +764,55 @@ def report(results: list[dict[str, Any]]) -> str:
     return "\n".join(lines)
 
 
+def run_tag(args: argparse.Namespace) -> str:
+    """A file-name suffix naming what differs from the stock bus."""
+    parts = [] if args.variant == "stock" else [args.variant]
+    parts += [e.split("=", 1)[1].lower() for e in args.env if "=" in e]
+    return "".join(f"-{p}" for p in parts)
+
+
+def snapshot_and_rerun() -> None:
+    """Run the whole benchmark on a copy of src/kiungo taken now (PYTHONPATH puts it before
+    the editable install), so that edits made to the work tree meanwhile do not mix two
+    versions of the bus into one run."""
+    if os.environ.get("KIUNGO_BENCH_SNAPSHOT"):
+        return
+    snap = Path(tempfile.mkdtemp(prefix="kiungo-bench-src-"))
+    try:
+        shutil.copytree(
+            ROOT / "src" / "kiungo", snap / "kiungo", ignore=shutil.ignore_patterns("__pycache__")
+        )
+        path = os.pathsep.join(p for p in (str(snap), os.environ.get("PYTHONPATH", "")) if p)
+        env = {**os.environ, "KIUNGO_BENCH_SNAPSHOT": str(snap), "PYTHONPATH": path}
+        code = subprocess.call(
+            [sys.executable, str(Path(__file__).resolve()), *sys.argv[1:]], env=env
+        )
+    finally:
+        shutil.rmtree(snap, ignore_errors=True)
+    raise SystemExit(code)
+
+
+def source_identity() -> dict[str, Any]:
+    """Which kiungo was measured: the commit, whether src/ differed from it, a content hash."""
+    snap = Path(os.environ["KIUNGO_BENCH_SNAPSHOT"]) / "kiungo"
+    digest = hashlib.sha256()
+    for f in sorted(snap.rglob("*.py")):
+        digest.update(str(f.relative_to(snap)).encode() + b"\0" + f.read_bytes())
+
+    def git(*cmd: str) -> str:
+        done = subprocess.run(["git", *cmd], cwd=ROOT, capture_output=True, text=True)
+        return done.stdout.strip()
+
+    return {
+        "commit": git("rev-parse", "--short", "HEAD"),
+        "src_modified": bool(git("status", "--porcelain", "--", "src")),
+        "src_sha256": digest.hexdigest()[:16],
+        "imported_from": str(Path(importlib.import_module("kiungo").__file__ or "").parent),
+    }
+
+
 def main() -> None:
+    snapshot_and_rerun()
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--curve", choices=("secp256k1", "p256", "both"), default="both")
     parser.add_argument("--repeats", type=int, default=3)
@@ -772,6 +824,13 @@ def main() -> None:
     parser.add_argument("--bus-cpu", type=int, default=0, help="core of the bus and nginx")
     parser.add_argument("--load-cpu", type=int, default=1, help="core of provider and load")
     parser.add_argument("--keep", action="store_true", help="keep the temporary directory")
+    parser.add_argument(
+        "--env",
+        action="append",
+        default=[],
+        metavar="KIUNGO_X=VALUE",
+        help="a setting of the bus, e.g. KIUNGO_OUTBOUND_CLIENT=aiohttp (repeatable)",
+    )
     parser.add_argument(
         "--variant",
         default="stock",
@@ -789,6 +848,8 @@ def main() -> None:
 
     started = time.time()
     info = machine()
+    info["source"] = source_identity()
+    log(f"measuring kiungo {info['source']}")
     curves = ["secp256k1", "p256"] if args.curve == "both" else [args.curve]
     results = [run_curve(c, args) for c in curves]
     info["loadavg_end"] = Path("/proc/loadavg").read_text().split()[:3]
@@ -801,7 +862,7 @@ def main() -> None:
         "seconds": round(time.time() - started, 1),
     }
     OUT.mkdir(parents=True, exist_ok=True)
-    tag = "" if args.variant == "stock" else f"-{args.variant}"
+    tag = run_tag(args)
     path = OUT / f"exchange-{time.strftime('%Y%m%d-%H%M%S')}{tag}.json"
     path.write_text(json.dumps(document, indent=2))
     print(report(results))

@@ -24,7 +24,7 @@ from kiungo.engine.metrics import EngineMetrics
 from kiungo.engine.outbound import Outbound
 from kiungo.engine.pipeline import Engine
 from kiungo.keystore import load_or_create
-from kiungo.ledger.log import DatabaseExchangeLog
+from kiungo.ledger.log import DatabaseExchangeLog, SqliteExchangeLog
 from kiungo.protocol import Limits
 from kiungo.registry.api import build_operator_api
 from kiungo.registry.endpoints import EndpointPolicy
@@ -93,7 +93,11 @@ class Bus:
             max_answer_bytes=settings.max_body_bytes,
             client=settings.outbound_client,
         )
-        self.exchange_log = DatabaseExchangeLog(self.db, settings.log_batch_max)
+        self.exchange_log: DatabaseExchangeLog = (
+            SqliteExchangeLog(self.db, self.db.url.database or "", settings.log_batch_max)
+            if is_sqlite(url)
+            else DatabaseExchangeLog(self.db, settings.log_batch_max)
+        )
         self.engine = Engine(
             registry=self.cache,
             tokens=self.tokens,

@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
+import random
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -53,12 +54,17 @@ FLOW_KINDS = frozenset({"request", "nida"})
 PLANNED_KINDS = {"push": "push requests", "async": "asynchronous answers"}
 
 
+# Request ids must be unique, not secret (every object is authorized by code and system,
+# never by knowing an id): a generator seeded once from the OS is enough, and cheaper.
+_random = random.Random(os.urandom(32))  # noqa: S311 (uniqueness, not secrecy)
+_V7_MASK = ~(0xF << 76) & ~(0x3 << 62)
+_V7_BITS = (0x7 << 76) | (0x2 << 62)  # version 7, RFC 4122 variant
+
+
 def new_request_id() -> str:
-    """A UUIDv7: time-ordered, so request ids sort the way exchanges happened."""
-    value = (time.time_ns() // 1_000_000) << 80 | int.from_bytes(os.urandom(10), "big")
-    value = (value & ~(0xF << 76)) | (0x7 << 76)  # version 7
-    value = (value & ~(0x3 << 62)) | (0x2 << 62)  # RFC 4122 variant
-    h = f"{value:032x}"
+    """A UUIDv7: ordered by time to the millisecond, like the exchanges themselves."""
+    value = (time.time_ns() // 1_000_000) << 80 | _random.getrandbits(80)
+    h = "%032x" % (value & _V7_MASK | _V7_BITS)
     return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
 
 
