@@ -5,10 +5,10 @@ from __future__ import annotations
 import sqlite3
 
 import httpx
+from tests.integration.conftest import RunningBus
 
 from kiungo.protocol import build_envelope, load_private_key, open_envelope
 from kiungo.sdk import Client, RequestRefused
-from tests.integration.conftest import RunningBus
 
 NIN = {"nin": "19900101-11111-00001-23"}
 
