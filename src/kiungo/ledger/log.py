@@ -140,10 +140,8 @@ class SqliteExchangeLog(DatabaseExchangeLog):
     ``sqlite3`` module, so a row costs a few microseconds of C instead of a trip through
     SQLAlchemy and aiosqlite (reads still go through SQLAlchemy)."""
 
-    _SQL = (
-        f"INSERT INTO exchanges ({', '.join(_FIELDS)}) "  # noqa: S608 (fixed column names)
-        f"VALUES ({', '.join('?' * len(_FIELDS))})"
-    )
+    _INSERT = f"INSERT INTO exchanges ({', '.join(_FIELDS)}) VALUES "  # noqa: S608 (fixed)
+    _ROW = f"({', '.join('?' * len(_FIELDS))})"
 
     def __init__(self, db: AsyncEngine, path: str, batch_max: int = 256) -> None:
         super().__init__(db, batch_max)
@@ -197,9 +195,14 @@ class SqliteExchangeLog(DatabaseExchangeLog):
         self, conn: sqlite3.Connection, batch: list[tuple[tuple[Any, ...], asyncio.Future[None]]]
     ) -> None:
         error: Exception | None = None
+        # One multi-row INSERT: sqlite3 releases the GIL around every statement it steps,
+        # and each time the event loop's thread must hand it back; one statement per batch
+        # keeps those hand-offs to a few per commit instead of one per row.
+        sql = self._INSERT + ",".join([self._ROW] * len(batch))
+        params = [value for row, _ in batch for value in row]
         try:
             conn.execute("BEGIN")
-            conn.executemany(self._SQL, [row for row, _ in batch])
+            conn.execute(sql, params)
             conn.execute("COMMIT")
         except sqlite3.Error as exc:
             log.exception("could not write %d exchange records", len(batch))
